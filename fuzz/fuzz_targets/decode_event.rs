@@ -1,0 +1,16 @@
+//! Event decoding and verification must never panic and must be canonical: whatever decodes
+//! re-encodes to the same bytes.
+#![no_main]
+
+use ate_protocol::{ChainId, Event, Params};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let chain = ChainId([3; 32]);
+    for ch in [None, Some(&chain)] {
+        if let Ok(ev) = Event::decode(ch, data, &Params::default()) {
+            assert_eq!(ev.encode(), data, "decoding is canonical");
+            let _ = ev.verify();
+        }
+    }
+});

@@ -1,0 +1,141 @@
+//! `ate bench …`: measurements users can repeat on their own machines.
+
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use ate_protocol::PeerId;
+use ate_protocol::replica::{Config, Input, Replica};
+use ate_protocol::workload::{Spec, generate};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Ingest throughput of one replica on one core: decode, batch signature check, chain of
+    /// trust, DAG and view, for a generated chain with several writers and grants.
+    #[command(after_help = "Example:\n  ate bench ingest --events 200000 --runs 5 --json")]
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Events in the generated chain.
+    #[arg(long, default_value_t = 200_000)]
+    events: usize,
+    /// Events per ingest batch (signatures are batch-verified per batch).
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Writers granted by the root.
+    #[arg(long, default_value_t = 8)]
+    writers: usize,
+    /// Distinct record keys.
+    #[arg(long, default_value_t = 10_000)]
+    keys: usize,
+    /// JSON value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_bytes: usize,
+    /// Timed runs; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct IngestReport {
+    events: usize,
+    batch: usize,
+    runs: usize,
+    events_per_sec_median: f64,
+    events_per_sec_all: Vec<f64>,
+    body_bytes: u64,
+    overhead_bytes: usize,
+    overhead_bytes_per_event: f64,
+    view_digest: String,
+}
+
+pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Ingest(a) => ingest(&a),
+    }
+}
+
+fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
+    ensure!(
+        a.events > 0 && a.runs > 0 && a.batch > 0,
+        "--events, --runs and --batch must be positive"
+    );
+    let spec = Spec {
+        events: a.events,
+        writers: a.writers,
+        keys: a.keys,
+        value_bytes: a.value_bytes,
+        seed: 1,
+    };
+    if !a.json {
+        eprintln!(
+            "generating {} events ({} writers, {} keys)…",
+            a.events, a.writers, a.keys
+        );
+    }
+    let chain = generate(&spec);
+    let mut rates = Vec::new();
+    let mut last = None;
+    for run in 0..a.runs {
+        let mut r = Replica::new(&chain.genesis, Config::default()).context("generated genesis")?;
+        let batches: Vec<Vec<Vec<u8>>> = chain.events.chunks(a.batch).map(|c| c.to_vec()).collect();
+        let start = Instant::now();
+        for events in batches {
+            let out = r.handle(
+                0,
+                Input::Fetched {
+                    from: PeerId(1),
+                    events,
+                },
+            );
+            std::hint::black_box(out);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        ensure!(
+            r.len() == a.events + 1,
+            "only {} of {} events were accepted",
+            r.len() - 1,
+            a.events
+        );
+        let rate = a.events as f64 / secs;
+        if !a.json {
+            eprintln!("run {}: {:.0} events/s ({:.2} s)", run + 1, rate, secs);
+        }
+        rates.push(rate);
+        last = Some(r);
+    }
+    let r = last.context("at least one run")?;
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    let report = IngestReport {
+        events: a.events,
+        batch: a.batch,
+        runs: a.runs,
+        events_per_sec_median: sorted[sorted.len() / 2],
+        events_per_sec_all: rates,
+        body_bytes: r.body_bytes(),
+        overhead_bytes: r.overhead_bytes(),
+        overhead_bytes_per_event: r.overhead_bytes() as f64 / r.len() as f64,
+        view_digest: r.view().digest_hex(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "ingest: {:.0} events/s median of {} runs ({} events, batches of {}); view+DAG overhead {:.0} B/event beyond {} body bytes",
+            report.events_per_sec_median,
+            report.runs,
+            report.events,
+            report.batch,
+            report.overhead_bytes_per_event,
+            report.body_bytes
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! The event DAG: every accepted event of one chain, stored compactly.
+//!
+//! Events live in *slots* (dense `u32` indices in arrival order). Per event the store keeps the
+//! id, the signature, a small [`Meta`] (author index, links as slots, clock, seq, time), the
+//! parent slots in one shared vector, and the body bytes in a chunked arena. The header is not
+//! kept: it is re-encoded from these fields on demand, which saves ~150 bytes per event (DESIGN
+//! asks for ≤ 300 bytes of overhead per event). The id → slot index is a `hashbrown::HashTable`
+//! of bare slots hashed with a seeded hasher, so it costs ~5 bytes per event and an adversary
+//! who does not know the seed cannot aim collisions at it.
+//!
+//! Each event also records the interned set of *admin events* (genesis, grants, revokes) in its
+//! causal past (see `admin_sets`). Grants and revokes are rare, so these sets are few and shared;
+//! with them "is this grant an ancestor of that event?" is a binary search instead of a walk.
+
+use std::hash::BuildHasher;
+
+use ed25519_dalek::VerifyingKey;
+use hashbrown::HashTable;
+
+use crate::event::{Body, BodyKind, Event, Header, VERSION};
+use crate::ids::{EventId, PublicKey, Signature};
+
+/// Dense index of an event in the store.
+pub(crate) type Slot = u32;
+/// "No slot" (for `prev` of an author's first event, and other absent links).
+pub(crate) const NONE: Slot = u32::MAX;
+
+/// What the store keeps per event besides id, signature and body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
+    pub(crate) seq: u64,
+    pub(crate) clock: u64,
+    pub(crate) time_ms: u64,
+    pub(crate) body_at: u64,
+    pub(crate) author: u32,
+    pub(crate) prev: Slot,
+    pub(crate) parents_at: u32,
+    pub(crate) body_len: u32,
+    /// Interned set of admin ordinals in the causal past of this event, itself included.
+    pub(crate) admin_set: u32,
+    /// For puts: the view's record index. For admin events: the admin ordinal.
+    pub(crate) aux: u32,
+    /// The next event by the same author whose `prev` is this one (first seen), for
+    /// equivocation detection.
+    pub(crate) next_by_author: Slot,
+    pub(crate) parents_len: u8,
+    pub(crate) kind: BodyKind,
+    /// Whether a put currently has effect in the view.
+    pub(crate) effective: bool,
+}
+
+/// A known author: the key, its decompressed form (decompression is slow, do it once), and
+/// the slot of its first event (for seq-0 equivocation detection).
+#[derive(Debug)]
+pub(crate) struct Author {
+    pub(crate) key: PublicKey,
+    pub(crate) vk: VerifyingKey,
+    pub(crate) first: Slot,
+    pub(crate) equivocated: bool,
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Append-only body storage in 1 MiB chunks, so growth never copies old bodies and the
+/// allocation overhead per body is zero.
+#[derive(Debug, Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+    len: u64,
+}
+
+impl Arena {
+    fn push(&mut self, bytes: &[u8]) -> u64 {
+        let need_new = match self.chunks.last() {
+            Some(c) => c.capacity() - c.len() < bytes.len(),
+            None => true,
+        };
+        if need_new {
+            let full = self.chunks.len() as u64 * CHUNK_BYTES as u64;
+            self.chunks
+                .push(Vec::with_capacity(CHUNK_BYTES.max(bytes.len())));
+            self.len = full;
+        }
+        let idx = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[idx];
+        let at = (idx as u64) * CHUNK_BYTES as u64 + chunk.len() as u64;
+        chunk.extend_from_slice(bytes);
+        self.len = at + bytes.len() as u64;
+        at
+    }
+
+    fn get(&self, at: u64, len: u32) -> &[u8] {
+        let chunk = (at / CHUNK_BYTES as u64) as usize;
+        let off = (at % CHUNK_BYTES as u64) as usize;
+        self.chunks
+            .get(chunk)
+            .and_then(|c| c.get(off..off + len as usize))
+            .unwrap_or(&[])
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.iter().map(|c| c.capacity()).sum()
+    }
+}
+
+/// Interned, sorted sets of admin ordinals.
+#[derive(Debug, Default)]
+pub(crate) struct AdminSets {
+    sets: Vec<Vec<u32>>,
+    index: hashbrown::HashMap<Vec<u32>, u32>,
+    unions: hashbrown::HashMap<(u32, u32), u32>,
+}
+
+impl AdminSets {
+    pub(crate) fn get(&self, id: u32) -> &[u32] {
+        self.sets.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub(crate) fn contains(&self, id: u32, ordinal: u32) -> bool {
+        self.get(id).binary_search(&ordinal).is_ok()
+    }
+
+    pub(crate) fn intern(&mut self, set: Vec<u32>) -> u32 {
+        if let Some(&id) = self.index.get(&set) {
+            return id;
+        }
+        let id = self.sets.len() as u32;
+        self.sets.push(set.clone());
+        self.index.insert(set, id);
+        id
+    }
+
+    pub(crate) fn union(&mut self, a: u32, b: u32) -> u32 {
+        if a == b {
+            return a;
+        }
+        let key = (a.min(b), a.max(b));
+        if let Some(&u) = self.unions.get(&key) {
+            return u;
+        }
+        let (x, y) = (self.get(a), self.get(b));
+        let u = if is_subset(y, x) {
+            a
+        } else if is_subset(x, y) {
+            b
+        } else {
+            let mut merged: Vec<u32> = x.iter().chain(y).copied().collect();
+            merged.sort_unstable();
+            merged.dedup();
+            self.intern(merged)
+        };
+        if self.unions.len() > 4096 {
+            self.unions.clear();
+        }
+        self.unions.insert(key, u);
+        u
+    }
+
+    pub(crate) fn with(&mut self, id: u32, ordinal: u32) -> u32 {
+        let mut s = self.get(id).to_vec();
+        if let Err(pos) = s.binary_search(&ordinal) {
+            s.insert(pos, ordinal);
+        }
+        self.intern(s)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.sets
+            .iter()
+            .map(|s| s.capacity() * 8 + 24)
+            .sum::<usize>()
+            + self.index.capacity() * 40
+    }
+}
+
+fn is_subset(small: &[u32], big: &[u32]) -> bool {
+    small.len() <= big.len() && small.iter().all(|x| big.binary_search(x).is_ok())
+}
+
+/// Where a validated event goes: its links as slots and its derived state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement<'a> {
+    pub(crate) author: u32,
+    pub(crate) prev: Slot,
+    pub(crate) parents: &'a [Slot],
+    pub(crate) admin_set: u32,
+    pub(crate) aux: u32,
+    pub(crate) effective: bool,
+}
+
+/// The store of accepted events.
+#[derive(Debug)]
+pub(crate) struct Dag {
+    hasher: foldhash::quality::FixedState,
+    table: HashTable<Slot>,
+    pub(crate) ids: Vec<EventId>,
+    sigs: Vec<Signature>,
+    pub(crate) meta: Vec<Meta>,
+    parent_slots: Vec<Slot>,
+    arena: Arena,
+    pub(crate) authors: Vec<Author>,
+    author_index: hashbrown::HashMap<PublicKey, u32>,
+    pub(crate) admin_sets: AdminSets,
+    /// Events without children, by id (deterministic order).
+    pub(crate) heads: std::collections::BTreeSet<EventId>,
+    pub(crate) body_bytes: u64,
+}
+
+impl Dag {
+    pub(crate) fn new(hash_seed: u64) -> Dag {
+        let mut admin_sets = AdminSets::default();
+        admin_sets.intern(Vec::new());
+        Dag {
+            hasher: foldhash::quality::FixedState::with_seed(hash_seed),
+            table: HashTable::new(),
+            ids: Vec::new(),
+            sigs: Vec::new(),
+            meta: Vec::new(),
+            parent_slots: Vec::new(),
+            arena: Arena::default(),
+            authors: Vec::new(),
+            author_index: hashbrown::HashMap::new(),
+            admin_sets,
+            heads: Default::default(),
+            body_bytes: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub(crate) fn slot(&self, id: &EventId) -> Option<Slot> {
+        let hash = self.hasher.hash_one(id);
+        self.table
+            .find(hash, |&s| self.ids[s as usize] == *id)
+            .copied()
+    }
+
+    pub(crate) fn contains(&self, id: &EventId) -> bool {
+        self.slot(id).is_some()
+    }
+
+    pub(crate) fn meta(&self, slot: Slot) -> &Meta {
+        &self.meta[slot as usize]
+    }
+
+    pub(crate) fn id(&self, slot: Slot) -> EventId {
+        self.ids[slot as usize]
+    }
+
+    pub(crate) fn parents(&self, slot: Slot) -> &[Slot] {
+        let m = &self.meta[slot as usize];
+        let at = m.parents_at as usize;
+        &self.parent_slots[at..at + m.parents_len as usize]
+    }
+
+    pub(crate) fn body_bytes(&self, slot: Slot) -> &[u8] {
+        let m = &self.meta[slot as usize];
+        self.arena.get(m.body_at, m.body_len)
+    }
+
+    pub(crate) fn body(&self, slot: Slot) -> Option<Body> {
+        postcard::from_bytes(self.body_bytes(slot)).ok()
+    }
+
+    pub(crate) fn author_key(&self, slot: Slot) -> PublicKey {
+        self.authors[self.meta[slot as usize].author as usize].key
+    }
+
+    /// Looks up or adds an author; `None` when the key is not a valid, non-weak point.
+    pub(crate) fn author_index(&mut self, key: &PublicKey) -> Option<u32> {
+        if let Some(&i) = self.author_index.get(key) {
+            return Some(i);
+        }
+        let vk = crate::verify::author_key(key)?;
+        let i = self.authors.len() as u32;
+        self.authors.push(Author {
+            key: *key,
+            vk,
+            first: NONE,
+            equivocated: false,
+        });
+        self.author_index.insert(*key, i);
+        Some(i)
+    }
+
+    pub(crate) fn known_author(&self, key: &PublicKey) -> Option<u32> {
+        self.author_index.get(key).copied()
+    }
+
+    /// Adds a validated event. Returns its slot and, if it equivocates, the slot of the other
+    /// event with the same author and seq.
+    pub(crate) fn insert(&mut self, ev: &Event, at: Placement<'_>) -> (Slot, Option<Slot>) {
+        let Placement {
+            author,
+            prev,
+            parents,
+            admin_set,
+            aux,
+            effective,
+        } = at;
+        let slot = self.ids.len() as Slot;
+        let body_at = self.arena.push(&ev.body_bytes);
+        self.body_bytes += ev.body_bytes.len() as u64;
+        let parents_at = self.parent_slots.len() as u32;
+        self.parent_slots.extend_from_slice(parents);
+        self.ids.push(ev.id);
+        self.sigs.push(ev.sig);
+        self.meta.push(Meta {
+            seq: ev.header.seq,
+            clock: ev.header.clock,
+            time_ms: ev.header.time_ms,
+            body_at,
+            author,
+            prev,
+            parents_at,
+            body_len: ev.body_bytes.len() as u32,
+            admin_set,
+            aux,
+            next_by_author: NONE,
+            parents_len: parents.len() as u8,
+            kind: ev.header.body_kind,
+            effective,
+        });
+        let hasher = &self.hasher;
+        let ids = &self.ids;
+        self.table
+            .insert_unique(hasher.hash_one(ev.id), slot, |&s| {
+                hasher.hash_one(ids[s as usize])
+            });
+        for &p in parents {
+            self.heads.remove(&self.ids[p as usize]);
+        }
+        if prev != NONE {
+            self.heads.remove(&self.ids[prev as usize]);
+        }
+        self.heads.insert(ev.id);
+        // Equivocation: another event by this author already follows the same prev (or is
+        // also the author's first event).
+        let other = if prev == NONE {
+            let a = &mut self.authors[author as usize];
+            if a.first == NONE {
+                a.first = slot;
+                None
+            } else {
+                Some(a.first)
+            }
+        } else {
+            let m = &mut self.meta[prev as usize];
+            if m.next_by_author == NONE {
+                m.next_by_author = slot;
+                None
+            } else {
+                Some(m.next_by_author)
+            }
+        };
+        if other.is_some() {
+            self.authors[author as usize].equivocated = true;
+        }
+        (slot, other)
+    }
+
+    pub(crate) fn set_effective(&mut self, slot: Slot, effective: bool) {
+        self.meta[slot as usize].effective = effective;
+    }
+
+    /// Rebuilds the header of a stored event.
+    pub(crate) fn header(&self, slot: Slot) -> Header {
+        let m = &self.meta[slot as usize];
+        Header {
+            version: VERSION,
+            author: self.authors[m.author as usize].key,
+            seq: m.seq,
+            prev: (m.prev != NONE).then(|| self.ids[m.prev as usize]),
+            parents: self
+                .parents(slot)
+                .iter()
+                .map(|&p| self.ids[p as usize])
+                .collect(),
+            clock: m.clock,
+            time_ms: m.time_ms,
+            body_hash: *blake3::hash(self.body_bytes(slot)).as_bytes(),
+            body_kind: m.kind,
+        }
+    }
+
+    /// Rebuilds the full event (for serving peers and persistence).
+    pub(crate) fn event(&self, slot: Slot) -> Event {
+        let body_bytes = self.body_bytes(slot).to_vec();
+        Event {
+            id: self.ids[slot as usize],
+            header: self.header(slot),
+            sig: self.sigs[slot as usize],
+            body: postcard::from_bytes(&body_bytes).ok(),
+            body_bytes,
+        }
+    }
+
+    /// Slots of every ancestor of `from` (inclusive) whose author is `author`, sorted.
+    pub(crate) fn author_events_in_past(&self, from: &[Slot], author: u32) -> Vec<Slot> {
+        let mut seen = vec![false; self.len()];
+        let mut stack: Vec<Slot> = from.to_vec();
+        let mut found = Vec::new();
+        while let Some(s) = stack.pop() {
+            let Some(flag) = seen.get_mut(s as usize) else {
+                continue;
+            };
+            if *flag {
+                continue;
+            }
+            *flag = true;
+            let m = &self.meta[s as usize];
+            if m.author == author {
+                found.push(s);
+            }
+            stack.extend_from_slice(self.parents(s));
+            if m.prev != NONE {
+                stack.push(m.prev);
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+
+    /// Heap bytes held by the store, excluding body bytes themselves (for the memory report).
+    pub(crate) fn overhead_bytes(&self) -> usize {
+        self.table.capacity() * (4 + 1)
+            + self.ids.capacity() * 32
+            + self.sigs.capacity() * 64
+            + self.meta.capacity() * std::mem::size_of::<Meta>()
+            + self.parent_slots.capacity() * 4
+            + self
+                .arena
+                .heap_bytes()
+                .saturating_sub(self.body_bytes as usize)
+            + self.authors.capacity() * std::mem::size_of::<Author>()
+            + self.author_index.capacity() * 40
+            + self.admin_sets.heap_bytes()
+            + self.heads.len() * 48
+    }
+}

@@ -1,0 +1,279 @@
+//! The six queries of DESIGN §4 over a replica's view.
+//!
+//! `get_by_id`, `get_by_sequence`, `get_latest`, `list_by_prefix`, `select` and `list_latest`,
+//! plus the view digest. Values are decoded from the body arena when read, so queries that
+//! scan many versions pay for JSON parsing; the view itself stays small.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::dag::{NONE, Slot};
+use crate::event::{Body, BodyKind, PutValue};
+use crate::ids::{EventId, PublicKey};
+use crate::query::{self, Condition, Order, Row};
+use crate::replica::Replica;
+
+/// One record version as queries return it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Version {
+    /// The version's event id.
+    pub id: EventId,
+    /// The record's prefix: the id of its first version.
+    pub record: EventId,
+    /// The record key.
+    pub key: String,
+    /// The record sequence number (0 for the first version).
+    pub seq: u64,
+    /// Who wrote it.
+    pub author: PublicKey,
+    /// Lamport clock.
+    pub clock: u64,
+    /// The author's advisory wall clock.
+    pub time_ms: u64,
+    /// The JSON value; `None` for a tombstone.
+    pub value: Option<Value>,
+    /// A tombstone (delete) version.
+    pub deleted: bool,
+    /// Whether the version has effect in the view (a revocation can take it away).
+    pub effective: bool,
+    /// Whether it is its record's latest version.
+    pub latest: bool,
+    /// Whether its record has concurrent versions (a fork).
+    pub conflict: bool,
+}
+
+/// Owned row data that [`query::Row`]s borrow from.
+struct RowData {
+    key: String,
+    record: String,
+    id: String,
+    author: String,
+    version: Version,
+}
+
+impl RowData {
+    fn row(&self) -> Row<'_> {
+        Row {
+            key: &self.key,
+            record: &self.record,
+            id: &self.id,
+            author: &self.author,
+            seq: self.version.seq,
+            clock: self.version.clock,
+            time_ms: self.version.time_ms,
+            deleted: self.version.deleted,
+            value: self.version.value.as_ref(),
+        }
+    }
+}
+
+/// A read-only handle on a replica's view. Get one with [`Replica::view`].
+#[derive(Debug, Clone, Copy)]
+pub struct ViewRef<'a> {
+    replica: &'a Replica,
+}
+
+impl Replica {
+    /// The materialized view, for queries.
+    pub fn view(&self) -> ViewRef<'_> {
+        ViewRef { replica: self }
+    }
+
+    /// The id and record seq of the latest version of `key`'s winning record (for writers).
+    pub fn latest_slot_info(&self, key: &str) -> Option<(EventId, u64)> {
+        let v = self.view().get_latest(key)?;
+        Some((v.id, v.seq))
+    }
+}
+
+impl<'a> ViewRef<'a> {
+    fn version(&self, slot: Slot) -> Option<Version> {
+        let dag = &self.replica.dag;
+        let m = dag.meta(slot);
+        if m.kind != BodyKind::Put {
+            return None;
+        }
+        let Some(Body::Put(p)) = dag.body(slot) else {
+            return None;
+        };
+        let rec = self.replica.view.records.get(m.aux as usize)?;
+        let (value, deleted) = match p.value {
+            PutValue::Json(text) => (serde_json::from_str(&text).ok(), false),
+            PutValue::Tombstone => (None, true),
+        };
+        Some(Version {
+            id: dag.id(slot),
+            record: dag.id(rec.first),
+            key: p.key,
+            seq: p.seq,
+            author: dag.author_key(slot),
+            clock: m.clock,
+            time_ms: m.time_ms,
+            value,
+            deleted,
+            effective: m.effective,
+            latest: rec.latest == slot,
+            conflict: self.replica.view.has_conflict(m.aux),
+        })
+    }
+
+    fn row_data(&self, slot: Slot) -> Option<RowData> {
+        let v = self.version(slot)?;
+        Some(RowData {
+            key: v.key.clone(),
+            record: v.record.to_string(),
+            id: v.id.to_string(),
+            author: v.author.to_string(),
+            version: v,
+        })
+    }
+
+    fn record_of(&self, prefix: &EventId) -> Option<u32> {
+        let dag = &self.replica.dag;
+        let slot = dag.slot(prefix)?;
+        let rec = dag.meta(slot).aux;
+        let r = self.replica.view.records.get(rec as usize)?;
+        (r.first == slot && dag.meta(slot).kind == BodyKind::Put).then_some(rec)
+    }
+
+    fn effective_versions(&self, rec: u32) -> Vec<Slot> {
+        let dag = &self.replica.dag;
+        self.replica.view.records[rec as usize]
+            .versions
+            .iter()
+            .copied()
+            .filter(|&s| dag.meta(s).effective)
+            .collect()
+    }
+
+    /// A version by its event id (effective or not; see [`Version::effective`]).
+    pub fn get_by_id(&self, id: &EventId) -> Option<Version> {
+        self.version(self.replica.dag.slot(id)?)
+    }
+
+    /// The effective version with record sequence `n` of the record `prefix` (the highest
+    /// `(clock, id)` if a fork put two there).
+    pub fn get_by_sequence(&self, prefix: &EventId, n: u64) -> Option<Version> {
+        let rec = self.record_of(prefix)?;
+        self.effective_versions(rec)
+            .into_iter()
+            .filter_map(|s| self.version(s))
+            .filter(|v| v.seq == n)
+            .max_by_key(|v| (v.clock, v.id))
+    }
+
+    /// The latest version of the record `key` resolves to. The key may also be given as a
+    /// record prefix in text form (`ev…`).
+    pub fn get_latest(&self, key: &str) -> Option<Version> {
+        let view = &self.replica.view;
+        let rec = match view.winner(&self.replica.dag, key) {
+            Some(r) => r,
+            None => self.record_of(&key.parse::<EventId>().ok()?)?,
+        };
+        let latest = view.records.get(rec as usize)?.latest;
+        (latest != NONE).then(|| self.version(latest)).flatten()
+    }
+
+    /// Every effective version of the record `prefix`, by `(seq, clock, id)`.
+    pub fn list_by_prefix(&self, prefix: &EventId) -> Vec<Version> {
+        let Some(rec) = self.record_of(prefix) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Version> = self
+            .effective_versions(rec)
+            .into_iter()
+            .filter_map(|s| self.version(s))
+            .collect();
+        out.sort_by_key(|v| (v.seq, v.clock, v.id));
+        out
+    }
+
+    /// Every version of every record under `key` (all records, if two first versions raced).
+    pub fn history(&self, key: &str) -> Vec<Version> {
+        let view = &self.replica.view;
+        let Some(recs) = view.keys.get(key) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Version> = recs
+            .iter()
+            .flat_map(|&r| self.effective_versions(r))
+            .filter_map(|s| self.version(s))
+            .collect();
+        out.sort_by_key(|v| (v.seq, v.clock, v.id));
+        out
+    }
+
+    fn all_rows(&self) -> Vec<Vec<RowData>> {
+        self.replica
+            .view
+            .keys
+            .values()
+            .flatten()
+            .map(|&r| {
+                self.effective_versions(r)
+                    .into_iter()
+                    .filter_map(|s| self.row_data(s))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every effective version matching `condition`, ordered and limited.
+    pub fn select(
+        &self,
+        condition: &Condition,
+        order: Option<&Order>,
+        limit: Option<usize>,
+    ) -> Vec<Version> {
+        let data: Vec<RowData> = self.all_rows().into_iter().flatten().collect();
+        let mut rows: Vec<Row<'_>> = data
+            .iter()
+            .map(RowData::row)
+            .filter(|r| condition.matches(r))
+            .collect();
+        query::sort_and_limit(&mut rows, order, limit);
+        collect_versions(data.iter(), &rows)
+    }
+
+    /// verifiable-storage-go's three steps: keep versions matching `pre_filter`, reduce to the
+    /// latest per record, keep those matching `condition`; then order and limit. An old
+    /// version that matched `condition` is never returned in place of a latest that does not.
+    pub fn list_latest(
+        &self,
+        pre_filter: &Condition,
+        condition: &Condition,
+        order: Option<&Order>,
+        limit: Option<usize>,
+    ) -> Vec<Version> {
+        let data = self.all_rows();
+        let records = data
+            .iter()
+            .map(|rec| rec.iter().map(RowData::row).collect::<Vec<_>>());
+        let rows = query::list_latest(records, pre_filter, condition, order, limit);
+        collect_versions(data.iter().flatten(), &rows)
+    }
+
+    /// Number of records (all keys, all prefixes).
+    pub fn record_count(&self) -> usize {
+        self.replica.view.records.len()
+    }
+
+    /// A hash of the whole view: equal on two replicas iff their views are equal.
+    pub fn digest(&self) -> [u8; 32] {
+        self.replica.view.digest(&self.replica.dag)
+    }
+
+    /// The digest as lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Maps query rows back to the versions they were made from.
+fn collect_versions<'d>(data: impl Iterator<Item = &'d RowData>, rows: &[Row<'_>]) -> Vec<Version> {
+    let index: std::collections::HashMap<&str, &RowData> =
+        data.map(|d| (d.id.as_str(), d)).collect();
+    rows.iter()
+        .filter_map(|r| index.get(r.id).map(|d| d.version.clone()))
+        .collect()
+}

@@ -1,0 +1,815 @@
+//! The sans-IO replica of one chain (DESIGN §1).
+//!
+//! A [`Replica`] is a state machine with one entry point, [`Replica::handle`]: the node and the
+//! simulator feed it [`Input`]s with the current time and carry out the [`Output`]s it returns.
+//! It never reads a clock, a socket or a file, so the simulator can run thousands of them
+//! deterministically and the node runs exactly the same logic.
+//!
+//! * Inputs: local events, gossip bytes, sync messages, fetched events, peer up/down, ticks.
+//! * Outputs: publish (gossip), send (sync), persist (redo log), verdicts (gossip validation
+//!   and peer scoring), view changes (subscribers).
+//! * Getters: [`Replica::view`], [`Replica::heads`], [`Replica::stats`], ...
+//!
+//! Ingest of a batch: cheap decode checks → duplicate filter → one batch signature check →
+//! per event, dependencies (missing ones park the event in the pending buffer and ask the
+//! sender for them) → structural rules (`seq`/`prev`/`clock`) → the chain of trust → store,
+//! view, outputs → release anything that was waiting on it.
+
+use std::collections::VecDeque;
+
+use crate::dag::{Dag, NONE, Placement, Slot};
+use crate::event::{Body, BodyKind, DecodeError, Event, Params, Rights};
+use crate::ids::{ChainId, EventId, PeerId, PublicKey};
+use crate::pending::{Pending, Waiting};
+use crate::trust::{AdminEvent, AdminKind, Question, Target, Trust};
+use crate::verify::{Ed25519Batch, SigItem, SignatureCheck};
+use crate::view::View;
+
+mod types;
+pub use types::*;
+
+/// The replica of one chain.
+#[derive(Debug)]
+pub struct Replica {
+    pub(crate) chain: ChainId,
+    pub(crate) params: Params,
+    pub(crate) name: String,
+    config: Config,
+    pub(crate) dag: Dag,
+    pub(crate) trust: Trust,
+    pub(crate) view: View,
+    pending: Pending,
+    checker: std::sync::Arc<dyn SignatureCheck>,
+    stats: Stats,
+    equivocations: Vec<Equivocation>,
+    /// Ids recently found invalid (bounded), so their dependents fail fast.
+    invalid: VecDeque<EventId>,
+    out: Vec<Output>,
+}
+
+const MAX_REMEMBERED_INVALID: usize = 4096;
+const MAX_EQUIVOCATIONS_KEPT: usize = 1024;
+
+impl Replica {
+    /// Starts a replica from a genesis envelope.
+    pub fn new(genesis: &[u8], config: Config) -> Result<Replica, GenesisError> {
+        Self::with_checker(genesis, config, std::sync::Arc::new(Ed25519Batch))
+    }
+
+    /// Like [`Replica::new`], with an injected signature checker (the simulator memoizes).
+    pub fn with_checker(
+        genesis: &[u8],
+        config: Config,
+        checker: std::sync::Arc<dyn SignatureCheck>,
+    ) -> Result<Replica, GenesisError> {
+        let ev = Event::decode(
+            None,
+            genesis,
+            &Params {
+                max_event_bytes: 1 << 20,
+                max_key_bytes: 1 << 20,
+            },
+        )?;
+        let Some(Body::Genesis(g)) = &ev.body else {
+            return Err(GenesisError::Decode(DecodeError::BadHeader(
+                "expected a genesis event",
+            )));
+        };
+        if !g.roots.contains(&ev.header.author) || !ev.verify() {
+            return Err(GenesisError::NotSignedByRoot);
+        }
+        let chain = ChainId(ev.id.0);
+        let mut dag = Dag::new(config.hash_seed);
+        let author = dag
+            .author_index(&ev.header.author)
+            .ok_or(GenesisError::NotSignedByRoot)?;
+        let own_set = dag.admin_sets.with(0, 0);
+        let mut trust = Trust::new(g.roots.clone());
+        let at = Placement {
+            author,
+            prev: NONE,
+            parents: &[],
+            admin_set: own_set,
+            aux: 0,
+            effective: true,
+        };
+        let _ = dag.insert(&ev, at);
+        trust.push(AdminEvent {
+            clock: 0,
+            id: ev.id,
+            author: ev.header.author,
+            deps_set: 0,
+            own_set,
+            kind: AdminKind::Genesis,
+        });
+        let _ = trust.recompute_global(&dag.admin_sets);
+        Ok(Replica {
+            chain,
+            params: g.params,
+            name: g.name.clone(),
+            config,
+            dag,
+            trust,
+            view: View::default(),
+            pending: Pending::default(),
+            checker,
+            stats: Stats {
+                accepted: 1,
+                ..Default::default()
+            },
+            equivocations: Vec::new(),
+            invalid: VecDeque::new(),
+            out: Vec::new(),
+        })
+    }
+
+    /// The one entry point: feed an input at time `now`, get the outputs to carry out.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        match input {
+            Input::LocalEvent(ev) => {
+                let bytes = ev.encode();
+                self.ingest(now, None, vec![(Ok(*ev), bytes)], true);
+            }
+            Input::Gossip { from, bytes } => self.on_bytes(now, Some(from), vec![bytes]),
+            Input::Fetched { from, events } => self.on_bytes(now, Some(from), events),
+            Input::Replay(events) => self.on_bytes(now, None, events),
+            Input::Sync { from, msg } => self.on_sync(now, from, msg),
+            Input::PeerUp(peer) => self.out.push(Output::Send {
+                to: peer,
+                msg: SyncMsg::Heads {
+                    heads: self.heads(),
+                },
+            }),
+            Input::PeerDown(_) => {}
+            Input::Tick => self.on_tick(now),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn on_bytes(&mut self, now: Millis, from: Option<PeerId>, events: Vec<Vec<u8>>) {
+        let chain = self.chain;
+        let decoded = events
+            .into_iter()
+            .map(|b| (Event::decode(Some(&chain), &b, &self.params), b))
+            .collect();
+        self.ingest(now, from, decoded, false);
+    }
+
+    fn verdict(&mut self, from: Option<PeerId>, id: Option<EventId>, verdict: Verdict) {
+        match &verdict {
+            Verdict::Valid => self.stats.accepted += 1,
+            Verdict::Duplicate => self.stats.duplicates += 1,
+            Verdict::Invalid(r) => *self.stats.rejected.entry(r.label()).or_default() += 1,
+            Verdict::Overloaded => self.stats.pending_dropped += 1,
+            Verdict::Pending { .. } => {}
+        }
+        self.out.push(Output::Verdict { from, id, verdict });
+    }
+
+    /// Batch ingest: filter, verify signatures together, then accept one by one.
+    fn ingest(
+        &mut self,
+        now: Millis,
+        from: Option<PeerId>,
+        batch: Vec<(Result<Event, DecodeError>, Vec<u8>)>,
+        local: bool,
+    ) {
+        // Copies of one id inside a batch are all checked: a copy with a bad signature must not
+        // shadow a good one. The first valid copy is stored; later ones are duplicates.
+        let mut fresh: Vec<(Event, Vec<u8>)> = Vec::with_capacity(batch.len());
+        for (res, bytes) in batch {
+            match res {
+                Err(e) => self.verdict(from, None, Verdict::Invalid(e.into())),
+                Ok(ev) if self.dag.contains(&ev.id) || self.pending.contains(&ev.id) => {
+                    self.verdict(from, Some(ev.id), Verdict::Duplicate)
+                }
+                Ok(ev) => fresh.push((ev, bytes)),
+            }
+        }
+        // Decompress unknown author keys once per batch; a bad key fails its event.
+        let mut keys = Vec::with_capacity(fresh.len());
+        let mut temp: Vec<(PublicKey, ed25519_dalek::VerifyingKey)> = Vec::new();
+        for (ev, _) in &fresh {
+            let a = &ev.header.author;
+            let vk = match self.dag.known_author(a) {
+                Some(i) => Some(self.dag.authors[i as usize].vk),
+                None => match temp.iter().find(|(k, _)| k == a) {
+                    Some((_, vk)) => Some(*vk),
+                    None => crate::verify::author_key(a).inspect(|vk| temp.push((*a, *vk))),
+                },
+            };
+            keys.push(vk);
+        }
+        let mut ok = Vec::new();
+        {
+            let idx: Vec<usize> = (0..fresh.len()).filter(|&i| keys[i].is_some()).collect();
+            let items: Vec<SigItem<'_>> = idx
+                .iter()
+                .filter_map(|&i| {
+                    let vk = keys[i].as_ref()?;
+                    Some(SigItem {
+                        key: vk,
+                        id: &fresh[i].0.id,
+                        sig: &fresh[i].0.sig,
+                    })
+                })
+                .collect();
+            let mut verdicts = Vec::new();
+            self.checker.check(&items, &mut verdicts);
+            ok.resize(fresh.len(), false);
+            for (j, &i) in idx.iter().enumerate() {
+                ok[i] = verdicts.get(j).copied().unwrap_or(false);
+            }
+        }
+        for (i, (ev, bytes)) in fresh.into_iter().enumerate() {
+            if keys[i].is_none() {
+                self.verdict(from, Some(ev.id), Verdict::Invalid(Reason::BadAuthorKey));
+            } else if !ok[i] {
+                self.verdict(from, Some(ev.id), Verdict::Invalid(Reason::BadSignature));
+            } else {
+                self.accept_or_park(now, from, ev, bytes, local);
+            }
+        }
+    }
+
+    fn accept_or_park(
+        &mut self,
+        now: Millis,
+        from: Option<PeerId>,
+        ev: Event,
+        bytes: Vec<u8>,
+        local: bool,
+    ) {
+        let mut queue = vec![(ev, bytes, from, local)];
+        while let Some((ev, bytes, from, local)) = queue.pop() {
+            let id = ev.id;
+            if self.dag.contains(&id) || self.pending.contains(&id) {
+                self.verdict(from, Some(id), Verdict::Duplicate);
+                continue;
+            }
+            match self.check_deps(&ev) {
+                Deps::Missing(missing) => {
+                    let full = self.pending.len() >= self.config.max_pending_events
+                        || self.pending.bytes + bytes.len() > self.config.max_pending_bytes;
+                    if full {
+                        self.verdict(from, Some(id), Verdict::Overloaded);
+                        continue;
+                    }
+                    if let Some(peer) = from {
+                        let ids: Vec<EventId> = missing
+                            .iter()
+                            .filter(|m| !self.pending.is_awaited(m))
+                            .copied()
+                            .collect();
+                        if !ids.is_empty() {
+                            self.out.push(Output::Send {
+                                to: peer,
+                                msg: SyncMsg::GetEvents { ids },
+                            });
+                        }
+                    }
+                    self.pending.add(
+                        Waiting {
+                            event: ev,
+                            bytes,
+                            from,
+                            since_ms: now,
+                            missing: 0,
+                        },
+                        &missing,
+                    );
+                    self.verdict(from, Some(id), Verdict::Pending { missing });
+                }
+                Deps::Invalid => {
+                    self.verdict(from, Some(id), Verdict::Invalid(Reason::InvalidDependency));
+                    self.forget_invalid(id, &mut queue);
+                }
+                Deps::Ready(prev, parents) => match self.validate(&ev, prev, &parents) {
+                    Err(reason) => {
+                        self.verdict(from, Some(id), Verdict::Invalid(reason));
+                        self.forget_invalid(id, &mut queue);
+                    }
+                    Ok(at_set) => {
+                        self.store(ev, &bytes, prev, &parents, at_set);
+                        self.out.push(Output::Persist {
+                            id,
+                            bytes: bytes.clone(),
+                        });
+                        if local {
+                            self.out.push(Output::Publish(bytes));
+                        }
+                        self.verdict(from, Some(id), Verdict::Valid);
+                        for w in self.pending.arrived(&id) {
+                            queue.push((w.event, w.bytes, w.from, false));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    fn forget_invalid(
+        &mut self,
+        id: EventId,
+        queue: &mut Vec<(Event, Vec<u8>, Option<PeerId>, bool)>,
+    ) {
+        if self.invalid.len() >= MAX_REMEMBERED_INVALID {
+            self.invalid.pop_front();
+        }
+        self.invalid.push_back(id);
+        for w in self.pending.take_dependents(&id) {
+            queue.push((w.event, w.bytes, w.from, false));
+        }
+    }
+
+    fn check_deps(&self, ev: &Event) -> Deps {
+        let mut missing = Vec::new();
+        let mut parents = Vec::with_capacity(ev.header.parents.len());
+        let mut deps: Vec<&EventId> = ev.header.parents.iter().collect();
+        deps.extend(ev.header.prev.as_ref());
+        if let Some(Body::Put(p)) = &ev.body {
+            deps.extend(p.previous.as_ref());
+        }
+        for (i, d) in deps.iter().enumerate() {
+            match self.dag.slot(d) {
+                Some(s) if i < ev.header.parents.len() => parents.push(s),
+                Some(_) => {}
+                None if self.invalid.contains(d) => return Deps::Invalid,
+                None => missing.push(**d),
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Deps::Missing(missing);
+        }
+        let prev = ev
+            .header
+            .prev
+            .and_then(|p| self.dag.slot(&p))
+            .unwrap_or(NONE);
+        Deps::Ready(prev, parents)
+    }
+
+    /// Structural rules and the chain of trust; returns the admin set of the causal past.
+    fn validate(&mut self, ev: &Event, prev: Slot, parents: &[Slot]) -> Result<u32, Reason> {
+        let h = &ev.header;
+        let Some(body) = &ev.body else {
+            return Err(Reason::MissingBody);
+        };
+        let want_clock = 1 + parents
+            .iter()
+            .map(|&p| self.dag.meta(p).clock)
+            .max()
+            .unwrap_or(0);
+        if h.clock != want_clock {
+            return Err(Reason::ClockMismatch {
+                got: h.clock,
+                want: want_clock,
+            });
+        }
+        let mut at_set = parents
+            .first()
+            .map(|&p| self.dag.meta(p).admin_set)
+            .unwrap_or(0);
+        for &p in parents.iter().skip(1) {
+            let s = self.dag.meta(p).admin_set;
+            at_set = self.dag.admin_sets.union(at_set, s);
+        }
+        if prev != NONE {
+            let pm = *self.dag.meta(prev);
+            if self.dag.authors[pm.author as usize].key != h.author {
+                return Err(Reason::PrevWrongAuthor);
+            }
+            if h.seq != pm.seq + 1 {
+                return Err(Reason::SeqMismatch {
+                    got: h.seq,
+                    want: pm.seq + 1,
+                });
+            }
+            if pm.clock >= h.clock {
+                return Err(Reason::ClockMismatch {
+                    got: h.clock,
+                    want: pm.clock + 1,
+                });
+            }
+            at_set = self.dag.admin_sets.union(at_set, pm.admin_set);
+        }
+        let (target, need) = match body {
+            Body::Genesis(_) => {
+                return Err(Reason::Decode(DecodeError::BadHeader("a second genesis")));
+            }
+            Body::Put(p) => {
+                self.check_previous(p, h.clock)?;
+                (Target::Key(&p.key), Rights::Write)
+            }
+            Body::Grant(g) => (Target::Scope(&g.scope), Rights::Admin),
+            Body::Revoke(r) => {
+                if self.trust.is_root(&r.key) {
+                    return Err(Reason::RevokeRoot);
+                }
+                (Target::Scope(&r.scope), Rights::Admin)
+            }
+        };
+        let q = Question {
+            author: &h.author,
+            target,
+            need,
+            at_set,
+        };
+        if !self.trust.may(&self.dag.admin_sets, q) {
+            let target = match target {
+                Target::Key(k) | Target::Scope(k) => k.to_string(),
+            };
+            return Err(Reason::NotAuthorized {
+                author: h.author.short(),
+                need,
+                target,
+            });
+        }
+        Ok(at_set)
+    }
+
+    fn check_previous(&self, p: &crate::event::Put, clock: u64) -> Result<(), Reason> {
+        let Some(prev_id) = p.previous else {
+            return Ok(());
+        };
+        let Some(slot) = self.dag.slot(&prev_id) else {
+            return Err(Reason::BadPrevious("unknown"));
+        };
+        if self.dag.meta(slot).kind != BodyKind::Put {
+            return Err(Reason::BadPrevious("not a put"));
+        }
+        if self.dag.meta(slot).clock >= clock {
+            return Err(Reason::BadPrevious("not older than this version"));
+        }
+        match self.dag.body(slot) {
+            Some(Body::Put(q)) if q.key != p.key => Err(Reason::BadPrevious("another key")),
+            Some(Body::Put(q)) if q.seq + 1 != p.seq => {
+                Err(Reason::BadPrevious("seq is not previous.seq + 1"))
+            }
+            Some(Body::Put(_)) => Ok(()),
+            _ => Err(Reason::BadPrevious("unreadable")),
+        }
+    }
+
+    fn store(&mut self, ev: Event, _bytes: &[u8], prev: Slot, parents: &[Slot], at_set: u32) {
+        let Some(author) = self.dag.author_index(&ev.header.author) else {
+            return;
+        };
+        let slot_next = self.dag.len() as Slot;
+        match &ev.body {
+            Some(Body::Put(p)) => {
+                let effective = self.trust.put_has_effect(
+                    &self.dag.admin_sets,
+                    &ev.header.author,
+                    &p.key,
+                    slot_next,
+                    at_set,
+                );
+                let at = Placement {
+                    author,
+                    prev,
+                    parents,
+                    admin_set: at_set,
+                    aux: NONE,
+                    effective,
+                };
+                let (slot, other) = self.dag.insert(&ev, at);
+                let previous = p.previous.and_then(|q| self.dag.slot(&q)).unwrap_or(NONE);
+                let rec = self.view.insert(&self.dag, slot, &p.key, previous, p.seq);
+                self.dag.meta[slot as usize].aux = rec;
+                self.note_equivocation(slot, other);
+                if effective {
+                    self.out.push(Output::Changed(ViewChange {
+                        key: p.key.clone(),
+                        id: ev.id,
+                        kind: ChangeKind::Added,
+                    }));
+                }
+            }
+            Some(Body::Grant(_)) | Some(Body::Revoke(_)) => {
+                let ordinal = self.trust.admins.len() as u32;
+                let own_set = self.dag.admin_sets.with(at_set, ordinal);
+                let kind = match &ev.body {
+                    Some(Body::Grant(g)) => AdminKind::Grant {
+                        to: g.to,
+                        scope: g.scope.clone(),
+                        rights: g.rights,
+                    },
+                    Some(Body::Revoke(r)) => {
+                        let mut from: Vec<Slot> = parents.to_vec();
+                        if prev != NONE {
+                            from.push(prev);
+                        }
+                        let key_events = match self.dag.known_author(&r.key) {
+                            Some(a) => self.dag.author_events_in_past(&from, a),
+                            None => Vec::new(),
+                        };
+                        AdminKind::Revoke {
+                            key: r.key,
+                            scope: r.scope.clone(),
+                            key_events,
+                        }
+                    }
+                    _ => return,
+                };
+                let at = Placement {
+                    author,
+                    prev,
+                    parents,
+                    admin_set: own_set,
+                    aux: ordinal,
+                    effective: true,
+                };
+                let (slot, other) = self.dag.insert(&ev, at);
+                self.trust.push(AdminEvent {
+                    clock: ev.header.clock,
+                    id: ev.id,
+                    author: ev.header.author,
+                    deps_set: at_set,
+                    own_set,
+                    kind,
+                });
+                self.note_equivocation(slot, other);
+                let changed = self.trust.recompute_global(&self.dag.admin_sets);
+                if !changed.is_empty() {
+                    self.reevaluate(&changed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn note_equivocation(&mut self, slot: Slot, other: Option<Slot>) {
+        let Some(other) = other else { return };
+        self.stats.equivocations += 1;
+        if self.equivocations.len() < MAX_EQUIVOCATIONS_KEPT {
+            self.equivocations.push(Equivocation {
+                author: self.dag.author_key(slot),
+                seq: self.dag.meta(slot).seq,
+                events: [self.dag.id(other), self.dag.id(slot)],
+            });
+        }
+    }
+
+    /// Re-decides the effect of every put by `authors` (after a revocation changed things).
+    fn reevaluate(&mut self, authors: &[PublicKey]) {
+        let idx: Vec<u32> = authors
+            .iter()
+            .filter_map(|a| self.dag.known_author(a))
+            .collect();
+        let mut touched = std::collections::BTreeSet::new();
+        for slot in 0..self.dag.len() as Slot {
+            let m = *self.dag.meta(slot);
+            if m.kind != BodyKind::Put || !idx.contains(&m.author) {
+                continue;
+            }
+            let Some(Body::Put(p)) = self.dag.body(slot) else {
+                continue;
+            };
+            let key = self.dag.author_key(slot);
+            let now =
+                self.trust
+                    .put_has_effect(&self.dag.admin_sets, &key, &p.key, slot, m.admin_set);
+            if now != m.effective {
+                self.dag.set_effective(slot, now);
+                touched.insert(m.aux);
+                let kind = if now {
+                    ChangeKind::Restored
+                } else {
+                    ChangeKind::Disabled
+                };
+                self.out.push(Output::Changed(ViewChange {
+                    key: p.key,
+                    id: self.dag.id(slot),
+                    kind,
+                }));
+            }
+        }
+        for rec in touched {
+            let dag = &self.dag;
+            let previous_of = |s: Slot| match dag.body(s) {
+                Some(Body::Put(p)) => p.previous.and_then(|q| dag.slot(&q)).unwrap_or(NONE),
+                _ => NONE,
+            };
+            self.view.rebuild(dag, rec, &previous_of);
+        }
+    }
+
+    fn on_sync(&mut self, now: Millis, from: PeerId, msg: SyncMsg) {
+        match msg {
+            SyncMsg::Heads { heads } => self.send_missing(from, &heads),
+            SyncMsg::GetEvents { ids } => {
+                let mut events = Vec::new();
+                let mut size = 0;
+                for id in ids.iter().take(self.config.max_get_ids) {
+                    if let Some(s) = self.dag.slot(id) {
+                        let b = self.dag.event(s).encode();
+                        size += b.len();
+                        events.push(b);
+                        if size >= self.config.sync_batch_bytes {
+                            break;
+                        }
+                    }
+                }
+                if !events.is_empty() {
+                    self.out.push(Output::Send {
+                        to: from,
+                        msg: SyncMsg::Events {
+                            events,
+                            more: false,
+                        },
+                    });
+                }
+            }
+            SyncMsg::Events { events, more } => {
+                self.on_bytes(now, Some(from), events);
+                if more {
+                    self.out.push(Output::Send {
+                        to: from,
+                        msg: SyncMsg::Heads {
+                            heads: self.heads(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends `to` the events outside the causal past of its heads that we know, in slot order
+    /// (dependencies first), one bounded batch; asks for its heads we lack.
+    fn send_missing(&mut self, to: PeerId, their_heads: &[EventId]) {
+        let unknown: Vec<EventId> = their_heads
+            .iter()
+            .filter(|h| !self.dag.contains(h))
+            .take(self.config.max_get_ids)
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            self.out.push(Output::Send {
+                to,
+                msg: SyncMsg::GetEvents { ids: unknown },
+            });
+        }
+        let known: Vec<Slot> = their_heads
+            .iter()
+            .filter_map(|h| self.dag.slot(h))
+            .collect();
+        let mut seen = vec![false; self.dag.len()];
+        let mut stack = known;
+        while let Some(s) = stack.pop() {
+            if std::mem::replace(&mut seen[s as usize], true) {
+                continue;
+            }
+            stack.extend_from_slice(self.dag.parents(s));
+            let p = self.dag.meta(s).prev;
+            if p != NONE {
+                stack.push(p);
+            }
+        }
+        let mut events = Vec::new();
+        let mut size = 0;
+        let mut more = false;
+        for (s, known) in seen.iter().enumerate() {
+            if *known {
+                continue;
+            }
+            if events.len() >= self.config.sync_batch_events || size >= self.config.sync_batch_bytes
+            {
+                more = true;
+                break;
+            }
+            let b = self.dag.event(s as Slot).encode();
+            size += b.len();
+            events.push(b);
+        }
+        if !events.is_empty() {
+            self.out.push(Output::Send {
+                to,
+                msg: SyncMsg::Events { events, more },
+            });
+        }
+    }
+
+    fn on_tick(&mut self, now: Millis) {
+        let dropped = self.pending.expire(now, self.config.pending_timeout_ms);
+        self.stats.pending_dropped += dropped as u64;
+    }
+
+    // ---- getters ----
+
+    /// The chain id.
+    pub fn chain(&self) -> ChainId {
+        self.chain
+    }
+
+    /// The chain name from its genesis.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The chain's limits.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Number of stored events (genesis included).
+    pub fn len(&self) -> usize {
+        self.dag.len()
+    }
+
+    /// Never true: a replica always holds its genesis.
+    pub fn is_empty(&self) -> bool {
+        self.dag.len() == 0
+    }
+
+    /// DAG heads, sorted by id.
+    pub fn heads(&self) -> Vec<EventId> {
+        self.dag.heads.iter().copied().collect()
+    }
+
+    /// Whether an event is stored.
+    pub fn contains(&self, id: &EventId) -> bool {
+        self.dag.contains(id)
+    }
+
+    /// A stored event, rebuilt.
+    pub fn event(&self, id: &EventId) -> Option<Event> {
+        self.dag.slot(id).map(|s| self.dag.event(s))
+    }
+
+    /// Ids of all stored events, sorted (for tests and comparisons).
+    pub fn event_ids(&self) -> Vec<EventId> {
+        let mut ids = self.dag.ids.clone();
+        ids.sort();
+        ids
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Events waiting for dependencies.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Ids the pending buffer waits for.
+    pub fn missing(&self) -> Vec<EventId> {
+        let mut v: Vec<EventId> = self.pending.missing_ids().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Equivocations detected (the first 1024; `stats().equivocations` counts all).
+    pub fn equivocations(&self) -> &[Equivocation] {
+        &self.equivocations
+    }
+
+    /// The author's latest event (highest seq; ties by id), for building its next event.
+    pub fn author_head(&self, author: &PublicKey) -> Option<(EventId, u64)> {
+        let a = self.dag.known_author(author)?;
+        let mut best: Option<(u64, EventId)> = None;
+        let mut s = self.dag.authors[a as usize].first;
+        while s != NONE {
+            let cand = (self.dag.meta(s).seq, self.dag.id(s));
+            best = Some(best.map_or(cand, |b| b.max(cand)));
+            s = self.dag.meta(s).next_by_author;
+        }
+        best.map(|(seq, id)| (id, seq))
+    }
+
+    /// The clock of a stored event.
+    pub fn clock_of(&self, id: &EventId) -> Option<u64> {
+        self.dag.slot(id).map(|s| self.dag.meta(s).clock)
+    }
+
+    /// Whether a stored admin event (grant or revocation) is in effect.
+    pub fn admin_in_effect(&self, id: &EventId) -> Option<bool> {
+        let s = self.dag.slot(id)?;
+        let m = self.dag.meta(s);
+        matches!(
+            m.kind,
+            BodyKind::Grant | BodyKind::Revoke | BodyKind::Genesis
+        )
+        .then(|| self.trust.admin_in_effect(m.aux))
+    }
+
+    /// Heap bytes of the DAG and view structures, excluding body bytes (memory report).
+    pub fn overhead_bytes(&self) -> usize {
+        self.dag.overhead_bytes() + self.view.overhead_bytes()
+    }
+
+    /// Sum of stored body bytes.
+    pub fn body_bytes(&self) -> u64 {
+        self.dag.body_bytes
+    }
+}
+
+enum Deps {
+    Ready(Slot, Vec<Slot>),
+    Missing(Vec<EventId>),
+    Invalid,
+}

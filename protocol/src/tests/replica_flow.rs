@@ -1,0 +1,270 @@
+//! Replica behaviour: pending buffer, fetching, sync, and the queries of DESIGN §4.
+
+use serde_json::json;
+
+use super::*;
+use crate::query::{Condition, Order};
+use crate::replica::SyncMsg;
+
+#[test]
+fn out_of_order_events_wait_and_ask_the_sender() {
+    let (g, mut src) = chain();
+    let root = writer(1);
+    let e1 = put(&mut src, &root, "a", json!(1));
+    let e2 = put(&mut src, &root, "a", json!(2));
+    let mut dst = Replica::new(&g, Config::default()).unwrap();
+    let out = dst.handle(
+        5,
+        Input::Gossip {
+            from: PEER,
+            bytes: e2.encode(),
+        },
+    );
+    assert!(
+        matches!(first_verdict(&out), Verdict::Pending { ref missing } if missing == &vec![e1.id])
+    );
+    let asked = out.iter().any(|o| {
+        matches!(o, Output::Send { to, msg: SyncMsg::GetEvents { ids } } if *to == PEER && ids == &vec![e1.id])
+    });
+    assert!(asked, "{out:?}");
+    assert_eq!(dst.pending_len(), 1);
+    // The source answers the fetch; both become valid.
+    let answer = src.handle(
+        6,
+        Input::Sync {
+            from: PeerId(9),
+            msg: SyncMsg::GetEvents { ids: vec![e1.id] },
+        },
+    );
+    let Some(Output::Send { msg, .. }) = answer.into_iter().next() else {
+        panic!("no answer")
+    };
+    let out = dst.handle(7, Input::Sync { from: PEER, msg });
+    let valid = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Verdict {
+                    verdict: Verdict::Valid,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(valid, 2);
+    assert_eq!(dst.pending_len(), 0);
+    assert_eq!(latest_value(&dst, "a"), Some(json!(2)));
+}
+
+#[test]
+fn pending_buffer_is_bounded_and_times_out() {
+    let (g, mut src) = chain();
+    let root = writer(1);
+    let mut evs = Vec::new();
+    for i in 0..6 {
+        evs.push(put(&mut src, &root, "k", json!(i)));
+    }
+    let config = Config {
+        max_pending_events: 3,
+        pending_timeout_ms: 100,
+        ..Config::default()
+    };
+    let mut dst = Replica::new(&g, config).unwrap();
+    let mut overloaded = 0;
+    for e in evs.iter().skip(1) {
+        if gossip(&mut dst, e) == Verdict::Overloaded {
+            overloaded += 1;
+        }
+    }
+    assert_eq!(dst.pending_len(), 3);
+    assert_eq!(overloaded, 2);
+    let _ = dst.handle(50, Input::Tick);
+    assert_eq!(dst.pending_len(), 3);
+    let _ = dst.handle(100, Input::Tick);
+    assert_eq!(dst.pending_len(), 0);
+    assert_eq!(dst.stats().pending_dropped, 5);
+}
+
+#[test]
+fn an_invalid_dependency_fails_its_waiting_dependents() {
+    let (g, mut src) = chain();
+    let intruder = writer(5);
+    // The intruder builds two events of its own on a chain copy where it is root-less.
+    let e1 = intruder.put_json(&src, "x", &json!(1), 0);
+    assert!(matches!(gossip(&mut src, &e1), Verdict::Invalid(_)));
+    let mut dst = Replica::new(&g, Config::default()).unwrap();
+    // Fake a child of e1 signed by the root: it waits for e1, then fails with it.
+    let mut h = writer(1).put_json(&dst, "y", &json!(2), 0).header;
+    h.parents = vec![e1.id];
+    h.clock = e1.header.clock + 1;
+    let body = crate::event::Body::Put(crate::event::Put {
+        key: "y".into(),
+        previous: None,
+        seq: 0,
+        value: PutValue::Json("2".into()),
+    });
+    let child = Event::sign(Some(&dst.chain()), h, &body, &key(1));
+    assert!(matches!(gossip(&mut dst, &child), Verdict::Pending { .. }));
+    let out = dst.handle(
+        0,
+        Input::Gossip {
+            from: PEER,
+            bytes: e1.encode(),
+        },
+    );
+    let invalid = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Verdict {
+                    verdict: Verdict::Invalid(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(invalid, 2, "{out:?}");
+    assert_eq!(dst.pending_len(), 0);
+}
+
+#[test]
+fn late_joiner_catches_up_through_heads_exchange() {
+    let (g, mut src) = chain();
+    let root = writer(1);
+    for i in 0..50 {
+        put(&mut src, &root, &format!("k{}", i % 7), json!(i));
+    }
+    let config = Config {
+        sync_batch_events: 16,
+        ..Config::default()
+    };
+    let mut dst = Replica::new(&g, config.clone()).unwrap();
+    let mut src_cfg = Replica::new(&g, config).unwrap();
+    sync_into(&mut src_cfg, &src);
+    // dst says hello; messages bounce until nothing is left to say.
+    let mut to_src = dst.handle(0, Input::PeerUp(PeerId(1)));
+    let mut rounds = 0;
+    while !to_src.is_empty() {
+        rounds += 1;
+        assert!(rounds < 20, "sync does not terminate");
+        let mut to_dst = Vec::new();
+        for o in to_src {
+            if let Output::Send { msg, .. } = o {
+                to_dst.extend(src_cfg.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(2),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src = Vec::new();
+        for o in to_dst {
+            if let Output::Send { msg, .. } = o {
+                to_src.extend(dst.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(1),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src.retain(|o| matches!(o, Output::Send { .. }));
+    }
+    assert_eq!(dst.event_ids(), src.event_ids());
+    assert_eq!(dst.view().digest(), src.view().digest());
+    assert!(
+        rounds >= 4,
+        "batches of 16 need several rounds, took {rounds}"
+    );
+}
+
+fn parse(c: &str) -> Condition {
+    Condition::parse(c).unwrap()
+}
+
+#[test]
+fn list_latest_never_returns_an_old_version_that_matched() {
+    let (_, mut r) = chain();
+    let root = writer(1);
+    put(&mut r, &root, "t1", json!({"status": "open", "n": 1}));
+    put(&mut r, &root, "t1", json!({"status": "closed", "n": 2}));
+    put(&mut r, &root, "t2", json!({"status": "open", "n": 3}));
+    let view = r.view();
+    let open = parse(r#"status = "open""#);
+    let latest = view.list_latest(&Condition::True, &open, None, None);
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].key, "t2");
+    // select looks at all versions, so the old open version of t1 is there.
+    let all = view.select(&open, Some(&Order::parse("n").unwrap()), None);
+    assert_eq!(
+        all.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
+        vec!["t1", "t2"]
+    );
+    assert_eq!(all[0].seq, 0);
+    // A pre-filter restricts which versions count as latest: only versions with n < 2.
+    let pre = parse("n < 2");
+    let as_of = view.list_latest(&pre, &open, None, None);
+    assert_eq!(
+        as_of.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
+        vec!["t1"]
+    );
+}
+
+#[test]
+fn get_by_sequence_history_and_tombstones() {
+    let (_, mut r) = chain();
+    let root = writer(1);
+    let v0 = put(&mut r, &root, "doc", json!({"v": 0}));
+    put(&mut r, &root, "doc", json!({"v": 1}));
+    let t = tombstone(&r, &root, "doc");
+    assert_eq!(gossip(&mut r, &t), Verdict::Valid);
+    let view = r.view();
+    let v1 = view.get_by_sequence(&v0.id, 1).unwrap();
+    assert_eq!(v1.value, Some(json!({"v": 1})));
+    assert_eq!(v1.record, v0.id);
+    let latest = view.get_latest("doc").unwrap();
+    assert!(latest.deleted && latest.latest && latest.seq == 2);
+    assert_eq!(view.get_latest(&v0.id.to_string()).unwrap().id, latest.id);
+    assert_eq!(view.list_by_prefix(&v0.id).len(), 3);
+    assert!(
+        view.list_latest(&Condition::True, &Condition::True, None, None)
+            .is_empty()
+    );
+    assert_eq!(view.get_by_id(&v0.id).unwrap().seq, 0);
+}
+
+#[test]
+fn concurrent_first_versions_and_forks_resolve_the_same_everywhere() {
+    let (g, mut a) = chain();
+    let root = writer(1);
+    let w = writer(2);
+    grant(&mut a, &root, w.public(), "", Rights::Write);
+    let mut b = Replica::new(&g, Config::default()).unwrap();
+    sync_into(&mut b, &a);
+    let x = put(&mut a, &root, "k", json!("from-a"));
+    let y = put(&mut b, &w, "k", json!("from-b"));
+    sync_into(&mut a, &b);
+    sync_into(&mut b, &a);
+    let winner = if (a.clock_of(&x.id), x.id) > (b.clock_of(&y.id), y.id) {
+        "from-a"
+    } else {
+        "from-b"
+    };
+    assert_eq!(latest_value(&a, "k"), Some(json!(winner)));
+    assert_eq!(latest_value(&b, "k"), Some(json!(winner)));
+    assert_eq!(a.view().history("k").len(), 2, "the losing record is kept");
+    // A fork: both write a successor of the same version.
+    let f1 = put(&mut a, &root, "k", json!("fork-1"));
+    let f2 = put(&mut b, &w, "k", json!("fork-2"));
+    sync_into(&mut a, &b);
+    sync_into(&mut b, &a);
+    assert_eq!(a.view().digest(), b.view().digest());
+    let la = a.view().get_latest("k").unwrap();
+    assert!(la.conflict, "a fork is reported");
+    assert!(la.id == f1.id || la.id == f2.id);
+}
