@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 
+/// Counts heap bytes so `ate bench ingest` can report measured memory per event.
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
 /// ate: a peer-to-peer replicated datastore of signed, hash-chained events.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, after_help = "Examples:\n  ate demo\n  ate bench ingest --events 200000 --runs 5")]
