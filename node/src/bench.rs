@@ -125,7 +125,8 @@ fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
         events_per_sec_all: rates,
         body_bytes: r.body_bytes(),
         replica_heap_bytes: heap,
-        overhead_bytes_per_event: heap.saturating_sub(r.body_bytes() as usize) as f64 / r.len() as f64,
+        overhead_bytes_per_event: heap.saturating_sub(r.body_bytes() as usize) as f64
+            / r.len() as f64,
         view_digest: r.view().digest_hex(),
     };
     if a.json {
