@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     // A valid event first, so fuzzed bytes can reference real parents.
     let w = Writer::new(SecretKey::from_seed([1; 32]));
     let ev = w.put_json(&r, "k", &ate_protocol::serde_json::json!(1), 0);
-    let _ = r.handle(0, Input::LocalEvent(ev));
+    let _ = r.handle(0, Input::local(ev));
     let parts: Vec<&[u8]> = data.split(|&b| b == 0xff).collect();
     for (i, p) in parts.iter().enumerate() {
         let input = match i % 4 {
