@@ -8,7 +8,13 @@ fn deliver(to: &mut Replica, outputs: Vec<Output>) -> Vec<Output> {
     let mut replies = Vec::new();
     for o in outputs {
         if let Output::Publish(bytes) = o {
-            replies.extend(to.handle(0, Input::Gossip { from: PeerId(1), bytes }));
+            replies.extend(to.handle(
+                0,
+                Input::Gossip {
+                    from: PeerId(1),
+                    bytes,
+                },
+            ));
         }
     }
     replies
@@ -25,10 +31,19 @@ fn two_replicas_converge_through_gossip() {
         let ev = w.put_json(&a, &format!("k{}", i % 4), &serde_json::json!(i), 0);
         let out = a.handle(0, Input::local(ev));
         let replies = deliver(&mut b, out);
-        assert!(replies.iter().any(|o| matches!(o, Output::Verdict { verdict: Verdict::Valid, .. })));
+        assert!(replies.iter().any(|o| matches!(
+            o,
+            Output::Verdict {
+                verdict: Verdict::Valid,
+                ..
+            }
+        )));
     }
     assert_eq!(a.view().digest(), b.view().digest());
-    assert_eq!(b.view().get_latest("k3").unwrap().value, Some(serde_json::json!(19)));
+    assert_eq!(
+        b.view().get_latest("k3").unwrap().value,
+        Some(serde_json::json!(19))
+    );
     let evens = Condition::parse("$seq >= 4").unwrap();
     assert_eq!(b.view().select(&evens, None, None).len(), 4);
 }

@@ -10,7 +10,11 @@ fn ate() -> Command {
 fn demo_converges_and_says_so() {
     let out = ate().args(["demo", "--writes", "5"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("all three replicas converged"), "{stdout}");
     let digests: Vec<&str> = stdout
         .lines()
@@ -23,8 +27,17 @@ fn demo_converges_and_says_so() {
 
 #[test]
 fn bench_ingest_reports_json() {
-    let out = ate().args(["bench", "ingest", "--events", "2000", "--runs", "1", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ate()
+        .args([
+            "bench", "ingest", "--events", "2000", "--runs", "1", "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["events"], 2000);
     assert!(v["events_per_sec_median"].as_f64().unwrap() > 0.0);
@@ -33,7 +46,10 @@ fn bench_ingest_reports_json() {
 
 #[test]
 fn bad_arguments_fail_with_a_clear_message() {
-    let out = ate().args(["bench", "ingest", "--events", "0"]).output().unwrap();
+    let out = ate()
+        .args(["bench", "ingest", "--events", "0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must be positive"), "{err}");
