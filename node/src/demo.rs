@@ -1,149 +1,87 @@
-//! `ate demo`: three replicas of one chain in this process, wired by an in-memory network.
-//!
-//! It shows the protocol core doing its job without any networking: a root creates a chain
-//! and grants two writers; all three write concurrently (some to the same keys); the replicas
-//! gossip and sync through queues; at the end every replica holds the same events and the
-//! same view digest. The real multi-process mesh is `ate node run` (coming with the node).
+//! `ate demo`: three real nodes on this machine (libp2p over loopback), one chain, writes
+//! through the first node, and the others converging to the same view digest.
 
-use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use anyhow::ensure;
-use ate_protocol::replica::{Config, Input, Output, Replica};
-use ate_protocol::{PeerId, PutValue, Rights, SecretKey, Writer, genesis};
+use ate_protocol::{PutValue, SecretKey, Writer, genesis};
 use clap::Args;
+
+use crate::mesh;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Writes per replica.
-    #[arg(long, default_value_t = 10)]
+    /// Records to write through the first node.
+    #[arg(long, default_value_t = 20)]
     writes: usize,
 }
 
-type Msg = (usize, usize, Input);
-
-fn route(from: usize, outs: Vec<Output>, queue: &mut VecDeque<Msg>, n: usize) {
-    for o in outs {
-        match o {
-            Output::Publish(bytes) => {
-                for to in (0..n).filter(|&t| t != from) {
-                    queue.push_back((
-                        from,
-                        to,
-                        Input::Gossip {
-                            from: PeerId(from as u64),
-                            bytes: bytes.clone(),
-                        },
-                    ));
-                }
-            }
-            Output::Send { to, msg } => {
-                queue.push_back((
-                    from,
-                    to.0 as usize,
-                    Input::Sync {
-                        from: PeerId(from as u64),
-                        msg,
-                    },
-                ));
-            }
-            _ => {}
-        }
-    }
+pub(crate) fn run(a: &DemoArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(demo(a.writes))
 }
 
-pub(crate) fn run(a: &DemoArgs) -> anyhow::Result<()> {
-    let keys: Vec<SecretKey> = (1..=3u8).map(|i| SecretKey::from_seed([i; 32])).collect();
-    let g = genesis("demo", &keys[0], &[], Default::default(), 7, 0);
-    println!(
-        "chain {} created by root {}",
-        ate_protocol::ChainId(g.id.0),
-        keys[0].public()
-    );
-    let gbytes = g.encode();
-    let mut nodes: Vec<Replica> = (0..3)
-        .map(|_| Replica::new(&gbytes, Config::default()))
-        .collect::<Result<_, _>>()?;
-    let writers: Vec<Writer> = keys.iter().cloned().map(Writer::new).collect();
-    let mut queue: VecDeque<Msg> = VecDeque::new();
-    let mut now = 0;
-    for w in &writers[1..] {
-        let ev = writers[0].grant(&nodes[0], w.public(), "", Rights::Write, now);
-        let out = nodes[0].handle(now, Input::local(ev));
-        route(0, out, &mut queue, 3);
-        println!("root grants Write on \"\" to {}", w.public().short());
+async fn demo(writes: usize) -> anyhow::Result<()> {
+    println!("starting three nodes on 127.0.0.1 …");
+    let nodes = mesh::start(3).await?;
+    for (i, n) in nodes.iter().enumerate() {
+        println!("node {}: {}", i + 1, n.peer_id);
     }
-    // Let the grants spread before the writers write.
-    drain(&mut nodes, &mut queue, &mut now);
-    for i in 0..a.writes {
-        for (n, w) in writers.iter().enumerate() {
-            let key = format!("shared/{}", i % 3);
-            let value = serde_json::json!({ "writer": n, "i": i });
-            let ev = w.put(&nodes[n], &key, PutValue::Json(value.to_string()), now);
-            let out = nodes[n].handle(now, Input::local(ev));
-            route(n, out, &mut queue, 3);
-        }
-        // Deliver only some messages between rounds, so writes are concurrent.
-        for _ in 0..queue.len() / 2 {
-            step(&mut nodes, &mut queue, &mut now);
-        }
+    let root = SecretKey::from_seed(ate_node::keys::random_seed()?);
+    let g = genesis("demo", &root, &[], Default::default(), 1, 0);
+    let chain = nodes[0].client().create_chain(g.encode()).await?;
+    println!("node 1 created chain {chain}");
+    for n in &nodes[1..] {
+        n.client().follow(chain).await?;
     }
-    for (n, node) in nodes.iter().enumerate() {
-        let heads = node.heads();
-        for to in (0..3).filter(|&t| t != n) {
-            queue.push_back((
-                n,
-                to,
-                Input::Sync {
-                    from: PeerId(n as u64),
-                    msg: ate_protocol::SyncMsg::Heads {
-                        heads: heads.clone(),
-                    },
-                },
-            ));
-        }
-    }
-    drain(&mut nodes, &mut queue, &mut now);
-    for (n, r) in nodes.iter().enumerate() {
-        println!(
-            "replica {n}: {} events, view digest {}",
-            r.len(),
-            &r.view().digest_hex()[..16]
+    let writer = Writer::new(root);
+    let c1 = nodes[0].client();
+    let start = Instant::now();
+    for i in 0..writes {
+        let key = format!("notes/{}", i % 5);
+        let value = serde_json::json!({ "n": i, "text": format!("note number {i}") });
+        let ev = {
+            let (k, v, w) = (key.clone(), value.to_string(), writer.clone());
+            c1.read(chain, move |r| w.put(r, &k, PutValue::Json(v), 0))
+                .await?
+        };
+        let verdicts = c1.submit(chain, vec![ev]).await?;
+        anyhow::ensure!(
+            matches!(verdicts[0], ate_protocol::Verdict::Valid),
+            "write refused: {:?}",
+            verdicts[0]
         );
     }
-    for k in 0..3 {
-        let key = format!("shared/{k}");
-        if let Some(v) = nodes[0].view().get_latest(&key) {
-            println!(
-                "{key} = {} (seq {}, conflict: {})",
-                v.value.unwrap_or_default(),
-                v.seq,
-                v.conflict
-            );
-        }
+    println!("wrote {writes} records through node 1");
+    let want = writes + 1;
+    for n in &nodes[1..] {
+        mesh::wait_events(&n.client(), chain, want, Duration::from_secs(20)).await?;
     }
-    let d0 = nodes[0].view().digest();
-    ensure!(
-        nodes
-            .iter()
-            .all(|r| r.view().digest() == d0 && r.len() == nodes[0].len()),
-        "replicas did not converge"
+    println!(
+        "nodes 2 and 3 hold all {want} events after {:?}",
+        start.elapsed()
     );
-    println!("all three replicas converged");
+    let mut digests = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let d = n.client().read(chain, |r| r.view().digest_hex()).await?;
+        println!("node {} view digest {}", i + 1, &d[..16]);
+        digests.push(d);
+    }
+    let latest = nodes[2]
+        .client()
+        .read(chain, |r| r.view().get_latest("notes/0"))
+        .await?;
+    if let Some(v) = latest {
+        println!("node 3 reads notes/0 = {}", v.value.unwrap_or_default());
+    }
+    anyhow::ensure!(
+        digests.iter().all(|d| d == &digests[0]),
+        "nodes did not converge"
+    );
+    println!("all three nodes converged");
+    for n in nodes {
+        n.shutdown();
+    }
     Ok(())
-}
-
-fn step(nodes: &mut [Replica], queue: &mut VecDeque<Msg>, now: &mut u64) {
-    if let Some((_from, to, input)) = queue.pop_front() {
-        *now += 1;
-        let out = nodes[to].handle(*now, input);
-        route(to, out, queue, nodes.len());
-    }
-}
-
-fn drain(nodes: &mut [Replica], queue: &mut VecDeque<Msg>, now: &mut u64) {
-    let mut budget = 1_000_000;
-    while !queue.is_empty() && budget > 0 {
-        step(nodes, queue, now);
-        budget -= 1;
-    }
 }

@@ -1,15 +1,18 @@
-//! `ate` — the command-line tool and (soon) the daemon.
+//! `ate` — the command-line tool and the daemon.
 //!
-//! Today it offers the built-in benchmark `ate bench ingest` and `ate demo`, an in-process
-//! three-replica mesh that shows the protocol core converging. The networked node (`ate node
-//! run`) arrives with the node issue.
+//! Client commands sign locally with key files and talk to a node's HTTP API (`--api`,
+//! default 127.0.0.1:4180); `ate node run` is the daemon; `ate demo` starts a three-node mesh
+//! on this machine; `ate bench …` measures.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cli;
 mod demo;
+mod mesh;
+mod run;
 
 /// Counts heap bytes so `ate bench ingest` can report measured memory per event.
 #[global_allocator]
@@ -17,7 +20,12 @@ static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::Syste
 
 /// ate: a peer-to-peer replicated datastore of signed, hash-chained events.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, after_help = "Examples:\n  ate demo\n  ate bench ingest --events 200000 --runs 5")]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  ate demo                                   # a three-node mesh on this machine\n  ate node run --join mesh.example.org       # the daemon\n  ate key new alice.key && ate chain new notes --key alice.key\n  ate put CHAIN users/alice '{\"age\": 31}' --key alice.key\n  ate list CHAIN --where 'age >= 18' --latest --json"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,19 +33,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the node daemon.
+    #[command(subcommand)]
+    Node(run::NodeCommand),
+    /// Key files (writers sign locally; the node never sees a secret key).
+    #[command(subcommand)]
+    Key(cli::KeyCommand),
+    /// Chains.
+    #[command(subcommand)]
+    Chain(cli::ChainCommand),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
+    /// Starts three nodes on this machine, writes through one, shows the others converge.
+    #[command(after_help = "Example:\n  ate demo --writes 50")]
+    Demo(demo::DemoArgs),
     /// Built-in benchmarks you can run on your own hardware.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Runs three in-process replicas that write concurrently and converge.
-    #[command(after_help = "Example:\n  ate demo --writes 20")]
-    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(b) => bench::run(b),
+        Command::Node(n) => run::run(n),
+        Command::Key(k) => cli::key(k),
+        Command::Chain(c) => cli::chain(c),
+        Command::Client(c) => cli::client(c),
         Command::Demo(d) => demo::run(&d),
+        Command::Bench(b) => bench::run(b),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

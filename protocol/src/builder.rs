@@ -9,6 +9,8 @@ use crate::event::{
     Body, BodyKind, Event, Genesis, Grant, Header, MAX_PARENTS, Params, Put, PutValue, Revoke,
     Rights, VERSION,
 };
+use serde::{Deserialize, Serialize};
+
 use crate::ids::{ChainId, EventId, PublicKey, SecretKey};
 use crate::replica::Replica;
 
@@ -45,6 +47,55 @@ pub fn genesis(
     Event::sign(None, header, &body, key)
 }
 
+/// Everything a writer needs from a replica to build its next valid event: parents (the
+/// heads, at most 16, most recent first), the Lamport clock, the author's own `prev`/`seq`,
+/// and for a put the key's current latest version. A node serves this to remote writers so
+/// they can sign locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    /// The chain.
+    pub chain: ChainId,
+    /// Parents, sorted.
+    pub parents: Vec<EventId>,
+    /// 1 + the parents' highest clock.
+    pub clock: u64,
+    /// The author's latest event.
+    pub prev: Option<EventId>,
+    /// The author's next seq.
+    pub seq: u64,
+    /// For puts: the latest version of the key's record and its record seq.
+    pub previous: Option<(EventId, u64)>,
+}
+
+impl Template {
+    /// The template for `author`'s next event on `replica` (and for a put of `key`).
+    pub fn for_writer(replica: &Replica, author: &PublicKey, key: Option<&str>) -> Template {
+        let mut heads: Vec<(u64, EventId)> = replica
+            .heads()
+            .into_iter()
+            .map(|h| (replica.clock_of(&h).unwrap_or(0), h))
+            .collect();
+        heads.sort_by(|a, b| b.cmp(a));
+        heads.truncate(MAX_PARENTS);
+        let clock = 1 + heads.iter().map(|h| h.0).max().unwrap_or(0);
+        let mut parents: Vec<EventId> = heads.into_iter().map(|h| h.1).collect();
+        parents.sort();
+        let (prev, seq) = match replica.author_head(author) {
+            Some((id, seq)) => (Some(id), seq + 1),
+            None => (None, 0),
+        };
+        let previous = key.and_then(|k| replica.latest_slot_info(k));
+        Template {
+            chain: replica.chain(),
+            parents,
+            clock,
+            prev,
+            seq,
+            previous,
+        }
+    }
+}
+
 /// A writer: a signing key that builds events on top of a replica's state.
 #[derive(Debug, Clone)]
 pub struct Writer {
@@ -64,38 +115,39 @@ impl Writer {
 
     /// Builds the next event carrying `body` on top of `replica`'s current heads.
     pub fn event(&self, replica: &Replica, body: Body, time_ms: u64) -> Event {
-        let mut heads: Vec<(u64, EventId)> = replica
-            .heads()
-            .into_iter()
-            .map(|h| (replica.clock_of(&h).unwrap_or(0), h))
-            .collect();
-        heads.sort_by(|a, b| b.cmp(a));
-        heads.truncate(MAX_PARENTS);
-        let clock = 1 + heads.iter().map(|h| h.0).max().unwrap_or(0);
-        let mut parents: Vec<EventId> = heads.into_iter().map(|h| h.1).collect();
-        parents.sort();
-        let (prev, seq) = match replica.author_head(&self.key.public()) {
-            Some((id, seq)) => (Some(id), seq + 1),
-            None => (None, 0),
-        };
+        self.build(
+            &Template::for_writer(replica, &self.key.public(), None),
+            body,
+            time_ms,
+        )
+    }
+
+    /// Builds and signs an event from a template (which may come from a remote node's API:
+    /// the writer's key never leaves the writer).
+    pub fn build(&self, t: &Template, body: Body, time_ms: u64) -> Event {
         let header = Header {
             version: VERSION,
             author: self.key.public(),
-            seq,
-            prev,
-            parents,
-            clock,
+            seq: t.seq,
+            prev: t.prev,
+            parents: t.parents.clone(),
+            clock: t.clock,
             time_ms,
             body_hash: [0; 32],
             body_kind: body.kind(),
         };
-        let chain: ChainId = replica.chain();
-        Event::sign(Some(&chain), header, &body, &self.key)
+        Event::sign(Some(&t.chain), header, &body, &self.key)
     }
 
     /// A put continuing the key's current record (or starting one).
     pub fn put(&self, replica: &Replica, key: &str, value: PutValue, time_ms: u64) -> Event {
-        let (previous, seq) = match replica.latest_slot_info(key) {
+        let t = Template::for_writer(replica, &self.key.public(), Some(key));
+        self.put_from(&t, key, value, time_ms)
+    }
+
+    /// A put built from a template made for this key (see [`Template::for_writer`]).
+    pub fn put_from(&self, t: &Template, key: &str, value: PutValue, time_ms: u64) -> Event {
+        let (previous, seq) = match t.previous {
             Some((id, seq)) => (Some(id), seq + 1),
             None => (None, 0),
         };
@@ -105,7 +157,7 @@ impl Writer {
             seq,
             value,
         });
-        self.event(replica, body, time_ms)
+        self.build(t, body, time_ms)
     }
 
     /// A put of a JSON value.

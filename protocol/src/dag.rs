@@ -73,10 +73,18 @@ struct Arena {
 
 impl Arena {
     fn push(&mut self, bytes: &[u8]) -> u64 {
-        let fits = self.chunks.last().is_some_and(|c| c.capacity() - c.len() >= bytes.len());
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= bytes.len());
         if !fits {
-            let next = self.chunks.last().map_or(FIRST_CHUNK_BYTES, |c| c.capacity() * 2);
-            self.chunks.push(Vec::with_capacity(next.min(MAX_CHUNK_BYTES).max(bytes.len())));
+            let next = self
+                .chunks
+                .last()
+                .map_or(FIRST_CHUNK_BYTES, |c| c.capacity() * 2);
+            self.chunks.push(Vec::with_capacity(
+                next.min(MAX_CHUNK_BYTES).max(bytes.len()),
+            ));
         }
         let idx = self.chunks.len() - 1;
         let chunk = &mut self.chunks[idx];

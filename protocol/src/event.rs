@@ -290,6 +290,17 @@ fn read_varint(bytes: &[u8]) -> Result<(usize, usize), DecodeError> {
     }
 }
 
+/// The id and signature of an envelope, read without decoding or checking it (cheap: one
+/// hash). For gossip message ids and for matching verdicts to messages; `None` if the bytes
+/// are too short to hold a header and signature.
+pub fn envelope_id(chain: Option<&ChainId>, bytes: &[u8]) -> Option<(EventId, Signature)> {
+    let (header_len, n) = read_varint(bytes).ok()?;
+    let header = bytes.get(n..n.checked_add(header_len)?)?;
+    let sig_at = n + header_len;
+    let sig: [u8; 64] = bytes.get(sig_at..sig_at + 64)?.try_into().ok()?;
+    Some((event_id(chain, header), Signature(sig)))
+}
+
 impl Event {
     /// Builds and signs an event. `chain` is `None` only for a genesis.
     pub fn sign(chain: Option<&ChainId>, header: Header, body: &Body, key: &SecretKey) -> Event {
@@ -498,10 +509,10 @@ fn check_body(body: &Body, params: &Params) -> Result<(), DecodeError> {
                     "previous must be present exactly when seq > 0".into(),
                 ));
             }
-            if let PutValue::Json(text) = &p.value {
-                if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                    return Err(DecodeError::BadBody(format!("value is not JSON: {e}")));
-                }
+            if let PutValue::Json(text) = &p.value
+                && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text)
+            {
+                return Err(DecodeError::BadBody(format!("value is not JSON: {e}")));
             }
         }
         Body::Grant(g) => check_len("grant scope", &g.scope, max_key)?,

@@ -33,7 +33,7 @@ pub mod verify;
 mod view;
 pub mod workload;
 
-pub use builder::{Writer, genesis};
+pub use builder::{Template, Writer, genesis};
 pub use event::{Body, BodyKind, DecodeError, Event, Header, Params, PutValue, Rights};
 pub use ids::{ChainId, EventId, IdParseError, PeerId, PublicKey, SecretKey, Signature};
 pub use queries::{Version, ViewRef};

@@ -70,10 +70,8 @@ impl Pending {
                 }
                 None => false,
             };
-            if done {
-                if let Some(entry) = self.remove(&w) {
-                    ready.push(entry);
-                }
+            if done && let Some(entry) = self.remove(&w) {
+                ready.push(entry);
             }
         }
         ready

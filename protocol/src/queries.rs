@@ -4,7 +4,7 @@
 //! plus the view digest. Values are decoded from the body arena when read, so queries that
 //! scan many versions pay for JSON parsing; the view itself stays small.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::dag::{NONE, Slot};
@@ -14,7 +14,7 @@ use crate::query::{self, Condition, Order, Row};
 use crate::replica::Replica;
 
 /// One record version as queries return it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Version {
     /// The version's event id.
     pub id: EventId,

@@ -178,7 +178,7 @@ pub fn generate(spec: &Spec) -> Generated {
             seq,
             value: PutValue::Json(value),
         });
-        g.emit(author, body, n % 4 == 0);
+        g.emit(author, body, n.is_multiple_of(4));
     }
     Generated {
         genesis: genesis.encode(),

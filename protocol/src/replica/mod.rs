@@ -132,6 +132,13 @@ impl Replica {
                 let bytes = ev.encode();
                 self.ingest(now, None, vec![(Ok(*ev), bytes)], true);
             }
+            Input::LocalBatch(evs) => {
+                let batch = evs.into_iter().map(|ev| {
+                    let bytes = ev.encode();
+                    (Ok(ev), bytes)
+                });
+                self.ingest(now, None, batch.collect(), true);
+            }
             Input::Gossip { from, bytes } => self.on_bytes(now, Some(from), vec![bytes]),
             Input::Fetched { from, events } => self.on_bytes(now, Some(from), events),
             Input::Replay(events) => self.on_bytes(now, None, events),

@@ -156,6 +156,9 @@ pub enum ChangeKind {
 pub enum Input {
     /// An event built and signed locally (see [`crate::Writer`]).
     LocalEvent(Box<Event>),
+    /// Several locally submitted events (signatures are checked as one batch). Each valid one
+    /// is persisted and published.
+    LocalBatch(Vec<Event>),
     /// An event received on the chain's gossip topic.
     Gossip {
         /// Who relayed it.

@@ -1,0 +1,675 @@
+//! The node's event loop: swarm events and client commands in, replica inputs and network
+//! actions out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ate_protocol::replica::{Input, Output, SyncMsg, Verdict};
+use ate_protocol::{ChainId, Event, Params, PeerId, Replica};
+use futures::{FutureExt, StreamExt};
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHash};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, Swarm, mdns};
+use tokio::sync::mpsc;
+
+use crate::behaviour::{Behaviour, BehaviourEvent, build_swarm, topic_for};
+use crate::metrics::Metrics;
+use crate::node::{ChainStatus, Command, NodeConfig, NodeError, NodeStatus, Subscribers};
+use crate::wire::{SyncRequest, SyncResponse};
+
+/// Gossip messages handled per replica call (signatures are batch-verified per call).
+const GOSSIP_BATCH: usize = 256;
+/// Publishes kept for retry when every peer queue is full.
+const MAX_RETRY: usize = 100_000;
+
+struct Chain {
+    replica: Replica,
+    topic: IdentTopic,
+    /// Peers subscribed to the topic.
+    peers: BTreeSet<libp2p::PeerId>,
+}
+
+/// A gossip message waiting to be validated in the next batch.
+struct Gossiped {
+    chain: ChainId,
+    source: libp2p::PeerId,
+    msg_id: MessageId,
+    data: Vec<u8>,
+}
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    metrics: Arc<Metrics>,
+    chains: BTreeMap<ChainId, Chain>,
+    topics: HashMap<TopicHash, ChainId>,
+    /// Chains asked for by id whose genesis has not arrived.
+    wanted: BTreeSet<ChainId>,
+    peers: PeerTable,
+    subscribers: Subscribers,
+    gossip: Vec<Gossiped>,
+    retry: VecDeque<(ChainId, Vec<u8>)>,
+    replica_config: ate_protocol::Config,
+    started: Instant,
+    /// Requests in flight, for failure accounting.
+    in_flight: HashMap<OutboundRequestId, ChainId>,
+}
+
+/// libp2p peer ids ↔ the replicas' small peer numbers.
+#[derive(Default)]
+struct PeerTable {
+    by_libp2p: HashMap<libp2p::PeerId, u64>,
+    by_num: HashMap<u64, libp2p::PeerId>,
+}
+
+impl PeerTable {
+    fn num(&mut self, p: &libp2p::PeerId) -> PeerId {
+        let next = self.by_libp2p.len() as u64 + 1;
+        let n = *self.by_libp2p.entry(*p).or_insert(next);
+        self.by_num.insert(n, *p);
+        PeerId(n)
+    }
+
+    fn libp2p(&self, p: PeerId) -> Option<libp2p::PeerId> {
+        self.by_num.get(&p.0).copied()
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: &NodeConfig,
+        commands: mpsc::Receiver<Command>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let mut swarm = build_swarm(config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        }
+        Ok(EventLoop {
+            swarm,
+            commands,
+            metrics,
+            chains: BTreeMap::new(),
+            topics: HashMap::new(),
+            wanted: BTreeSet::new(),
+            peers: PeerTable::default(),
+            subscribers: Subscribers::default(),
+            gossip: Vec::new(),
+            retry: VecDeque::new(),
+            replica_config: config.replica.clone(),
+            started: Instant::now(),
+            in_flight: HashMap::new(),
+        })
+    }
+
+    pub(crate) fn peer_id(&self) -> libp2p::PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut anti_entropy = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    // Drain whatever else is ready so gossip is validated in batches.
+                    while self.gossip.len() < GOSSIP_BATCH {
+                        match self.swarm.select_next_some().now_or_never() {
+                            Some(event) => self.on_swarm_event(event),
+                            None => break,
+                        }
+                    }
+                    self.flush_gossip();
+                }
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(),
+                _ = anti_entropy.tick() => self.on_anti_entropy(),
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::CreateChain { genesis, reply } => {
+                let _ = reply.send(self.add_chain(&genesis));
+            }
+            Command::Follow { chain, reply } => {
+                self.follow(chain);
+                let _ = reply.send(());
+            }
+            Command::Submit {
+                chain,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.submit(chain, events));
+            }
+            Command::Read { chain, f } => f(self.chains.get(&chain).map(|c| &c.replica)),
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            Command::Subscribe { chain, reply } => {
+                let _ = reply.send(self.subscribers.subscribe(chain));
+            }
+            Command::Dial { addrs } => self.dial(addrs),
+        }
+    }
+
+    fn add_chain(&mut self, genesis: &[u8]) -> Result<ChainId, NodeError> {
+        let replica = Replica::new(genesis, self.replica_config.clone())
+            .map_err(|e| NodeError::BadGenesis(e.to_string()))?;
+        let id = replica.chain();
+        if self.chains.contains_key(&id) {
+            return Ok(id);
+        }
+        let topic = topic_for(&id);
+        // Raise gossipsub's size limit to the chain's own event limit.
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
+            tracing::warn!(chain = %id.short(), "cannot subscribe to gossip topic: {e:?}");
+        }
+        self.topics.insert(topic.hash(), id);
+        self.wanted.remove(&id);
+        tracing::info!(chain = %id.short(), name = replica.name(), "following chain");
+        self.chains.insert(
+            id,
+            Chain {
+                replica,
+                topic,
+                peers: BTreeSet::new(),
+            },
+        );
+        // Catch up from everyone already connected who follows it.
+        let peers: Vec<libp2p::PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let n = self.peers.num(&p);
+            self.feed(id, Input::PeerUp(n), None);
+        }
+        Ok(id)
+    }
+
+    fn follow(&mut self, chain: ChainId) {
+        if self.chains.contains_key(&chain) {
+            return;
+        }
+        self.wanted.insert(chain);
+        let topic = topic_for(&chain);
+        let _ = self.swarm.behaviour_mut().gossipsub.subscribe(&topic);
+        self.ask_for_genesis(chain);
+    }
+
+    fn ask_for_genesis(&mut self, chain: ChainId) {
+        let peers: Vec<libp2p::PeerId> = self.swarm.connected_peers().copied().collect();
+        for p in peers {
+            let msg = SyncMsg::GetEvents {
+                ids: vec![chain.into()],
+            };
+            self.send_request(p, chain, msg);
+        }
+    }
+
+    fn submit(&mut self, chain: ChainId, events: Vec<Event>) -> Result<Vec<Verdict>, NodeError> {
+        if !self.chains.contains_key(&chain) {
+            return Err(NodeError::UnknownChain(chain));
+        }
+        let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+        let outputs = self.feed(chain, Input::LocalBatch(events), None);
+        // One verdict per submitted event, matched by id (the first verdict for each id).
+        let mut by_id: HashMap<_, VecDeque<Verdict>> = HashMap::new();
+        for o in outputs {
+            if let Output::Verdict {
+                from: None,
+                id: Some(id),
+                verdict,
+            } = o
+            {
+                by_id.entry(id).or_default().push_back(verdict);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                by_id
+                    .get_mut(id)
+                    .and_then(VecDeque::pop_front)
+                    .unwrap_or(Verdict::Duplicate)
+            })
+            .collect())
+    }
+
+    fn status(&mut self) -> NodeStatus {
+        let chains = self
+            .chains
+            .values()
+            .map(|c| {
+                let r = &c.replica;
+                ChainStatus {
+                    id: r.chain(),
+                    name: r.name().to_string(),
+                    events: r.len(),
+                    heads: r.heads(),
+                    digest: r.view().digest_hex(),
+                    pending: r.pending_len(),
+                    stats: r.stats().clone(),
+                    peers: c.peers.len(),
+                }
+            })
+            .collect();
+        NodeStatus {
+            peer_id: self.peer_id().to_string(),
+            listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
+            peers: self.swarm.connected_peers().count(),
+            chains,
+            waiting_for_genesis: self.wanted.iter().copied().collect(),
+        }
+    }
+
+    fn dial(&mut self, addrs: Vec<Multiaddr>) {
+        let own: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        for addr in addrs {
+            if own.contains(&addr) {
+                continue;
+            }
+            Metrics::add(&self.metrics.dials, 1);
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::debug!("dial {addr} failed: {e}");
+            }
+        }
+    }
+
+    // ---- replica plumbing ----
+
+    /// Feeds one input to a chain's replica and carries out its outputs. Sync messages for
+    /// `reply_to` are returned instead of sent (they answer a request). Returns the outputs
+    /// the caller may want to inspect (verdicts).
+    fn feed(&mut self, chain: ChainId, input: Input, reply_to: Option<PeerId>) -> Vec<Output> {
+        let now = self.now_ms();
+        let Some(c) = self.chains.get_mut(&chain) else {
+            return Vec::new();
+        };
+        let outputs = c.replica.handle(now, input);
+        let mut rest = Vec::new();
+        for o in outputs {
+            match o {
+                Output::Publish(bytes) => self.publish(chain, bytes),
+                Output::Send { to, msg } if Some(to) == reply_to => {
+                    rest.push(Output::Send { to, msg })
+                }
+                Output::Send { to, msg } => {
+                    if let Some(p) = self.peers.libp2p(to) {
+                        self.send_request(p, chain, msg);
+                    }
+                }
+                Output::Persist { .. } => {}
+                Output::Changed(change) => self.subscribers.publish(&chain, change),
+                v @ Output::Verdict { .. } => rest.push(v),
+            }
+        }
+        rest
+    }
+
+    fn publish(&mut self, chain: ChainId, bytes: Vec<u8>) {
+        let Some(c) = self.chains.get(&chain) else {
+            return;
+        };
+        let topic = c.topic.clone();
+        let len = bytes.len() as u64;
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, bytes.clone())
+        {
+            Ok(_) => {
+                Metrics::add(&self.metrics.gossip_out_msgs, 1);
+                Metrics::add(&self.metrics.gossip_out_bytes, len);
+            }
+            Err(gossipsub::PublishError::AllQueuesFull(_)) => {
+                // Backpressure: keep it and retry on the next tick; never drop a local write
+                // (it is stored either way, and sync reaches peers that miss the gossip).
+                Metrics::add(&self.metrics.gossip_backpressure, 1);
+                if self.retry.len() < MAX_RETRY {
+                    self.retry.push_back((chain, bytes));
+                }
+            }
+            Err(e) => tracing::debug!(chain = %chain.short(), "publish: {e}"),
+        }
+    }
+
+    fn send_request(&mut self, peer: libp2p::PeerId, chain: ChainId, msg: SyncMsg) {
+        Metrics::add(&self.metrics.sync_out_msgs, 1);
+        Metrics::add(&self.metrics.sync_out_bytes, msg.encode().len() as u64);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest { chain, msg });
+        self.in_flight.insert(id, chain);
+    }
+
+    // ---- swarm events ----
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                let addrs = found.into_iter().map(|(_, a)| a).collect();
+                self.dial(addrs);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                libp2p::identify::Event::Received { peer_id, info, .. },
+            )) => {
+                for addr in info.listen_addrs {
+                    self.swarm.add_peer_address(peer_id, addr);
+                }
+            }
+            SwarmEvent::NewListenAddr { address, .. } => tracing::info!("listening on {address}"),
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let wanted: Vec<ChainId> = self.wanted.iter().copied().collect();
+                for chain in wanted {
+                    self.send_request(
+                        peer_id,
+                        chain,
+                        SyncMsg::GetEvents {
+                            ids: vec![chain.into()],
+                        },
+                    );
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::info!(peer = %peer_id, "disconnected");
+                let n = self.peers.num(&peer_id);
+                let chains: Vec<ChainId> = self.chains.keys().copied().collect();
+                for chain in chains {
+                    if let Some(c) = self.chains.get_mut(&chain) {
+                        c.peers.remove(&peer_id);
+                    }
+                    self.feed(chain, Input::PeerDown(n), None);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, "outgoing connection failed: {error}");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, e: gossipsub::Event) {
+        match e {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                Metrics::add(&self.metrics.gossip_in_msgs, 1);
+                Metrics::add(&self.metrics.gossip_in_bytes, message.data.len() as u64);
+                match self.topics.get(&message.topic) {
+                    Some(&chain) => self.gossip.push(Gossiped {
+                        chain,
+                        source: propagation_source,
+                        msg_id: message_id,
+                        data: message.data,
+                    }),
+                    None => {
+                        self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore)
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                if let Some(&chain) = self.topics.get(&topic) {
+                    if let Some(c) = self.chains.get_mut(&chain) {
+                        c.peers.insert(peer_id);
+                    }
+                    let n = self.peers.num(&peer_id);
+                    self.feed(chain, Input::PeerUp(n), None);
+                }
+            }
+            gossipsub::Event::Unsubscribed { peer_id, topic } => {
+                if let Some(c) = self
+                    .topics
+                    .get(&topic)
+                    .and_then(|id| self.chains.get_mut(id))
+                {
+                    c.peers.remove(&peer_id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn validate(&mut self, id: &MessageId, source: &libp2p::PeerId, a: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, a);
+    }
+
+    /// Validates the buffered gossip messages, one replica call per chain, and reports each
+    /// verdict to gossipsub: valid → forward; duplicate/pending/overloaded → ignore; invalid →
+    /// reject (the sender is penalised).
+    fn flush_gossip(&mut self) {
+        if self.gossip.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.gossip);
+        let mut by_chain: BTreeMap<ChainId, Vec<Gossiped>> = BTreeMap::new();
+        for g in batch {
+            by_chain.entry(g.chain).or_default().push(g);
+        }
+        for (chain, msgs) in by_chain {
+            // Verdicts name the event id; match them back to messages by id.
+            let mut waiting: HashMap<_, VecDeque<usize>> = HashMap::new();
+            let mut events = Vec::with_capacity(msgs.len());
+            for (i, m) in msgs.iter().enumerate() {
+                if let Some((id, _)) = ate_protocol::event::envelope_id(Some(&chain), &m.data) {
+                    waiting.entry(id).or_default().push_back(i);
+                }
+                events.push(m.data.clone());
+            }
+            let source = msgs.first().map(|m| m.source);
+            let from = source.map(|s| self.peers.num(&s)).unwrap_or(PeerId(0));
+            let outputs = self.feed(chain, Input::Fetched { from, events }, None);
+            let mut decided = vec![None; msgs.len()];
+            for o in outputs {
+                if let Output::Verdict {
+                    id: Some(id),
+                    verdict,
+                    ..
+                } = o
+                    && let Some(i) = waiting.get_mut(&id).and_then(VecDeque::pop_front)
+                {
+                    decided[i] = Some(acceptance(&verdict));
+                }
+            }
+            for (m, d) in msgs.iter().zip(decided) {
+                // No verdict with an id: the bytes did not decode far enough to have one.
+                let a = d.unwrap_or(MessageAcceptance::Reject);
+                self.validate(&m.msg_id, &m.source, a);
+            }
+        }
+    }
+
+    fn on_sync(&mut self, e: request_response::Event<SyncRequest, SyncResponse>) {
+        match e {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    let chain = self.in_flight.remove(&request_id);
+                    if let Some(chain) = chain {
+                        self.on_response(peer, chain, response);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
+                self.in_flight.remove(&request_id);
+                Metrics::add(&self.metrics.sync_failures, 1);
+                tracing::debug!(%peer, "sync request failed: {error}");
+            }
+            request_response::Event::InboundFailure { error, peer, .. } => {
+                Metrics::add(&self.metrics.sync_failures, 1);
+                tracing::debug!(%peer, "inbound sync failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        peer: libp2p::PeerId,
+        req: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        Metrics::add(&self.metrics.sync_in_msgs, 1);
+        Metrics::add(&self.metrics.sync_in_bytes, req.msg.encode().len() as u64);
+        let n = self.peers.num(&peer);
+        let response = if self.chains.contains_key(&req.chain) {
+            let outputs = self.feed(
+                req.chain,
+                Input::Sync {
+                    from: n,
+                    msg: req.msg,
+                },
+                Some(n),
+            );
+            let msgs: Vec<SyncMsg> = outputs
+                .into_iter()
+                .filter_map(|o| match o {
+                    Output::Send { msg, .. } => Some(msg),
+                    _ => None,
+                })
+                .collect();
+            SyncResponse {
+                msgs,
+                unknown_chain: false,
+            }
+        } else {
+            SyncResponse {
+                msgs: Vec::new(),
+                unknown_chain: true,
+            }
+        };
+        let bytes: u64 = response.msgs.iter().map(|m| m.encode().len() as u64).sum();
+        Metrics::add(&self.metrics.sync_out_bytes, bytes);
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
+    }
+
+    fn on_response(&mut self, peer: libp2p::PeerId, chain: ChainId, resp: SyncResponse) {
+        let bytes: u64 = resp.msgs.iter().map(|m| m.encode().len() as u64).sum();
+        Metrics::add(&self.metrics.sync_in_bytes, bytes);
+        let n = self.peers.num(&peer);
+        for msg in resp.msgs {
+            if !self.chains.contains_key(&chain) && self.wanted.contains(&chain) {
+                self.try_genesis(chain, &msg);
+            }
+            if self.chains.contains_key(&chain) {
+                let outputs = self.feed(chain, Input::Sync { from: n, msg }, None);
+                drop(outputs);
+            }
+        }
+    }
+
+    /// A response to a genesis request for a wanted chain: start following it.
+    fn try_genesis(&mut self, chain: ChainId, msg: &SyncMsg) {
+        let SyncMsg::Events { events, .. } = msg else {
+            return;
+        };
+        for bytes in events {
+            let is_it = Event::decode(
+                None,
+                bytes,
+                &Params {
+                    max_event_bytes: 1 << 20,
+                    max_key_bytes: 1 << 20,
+                },
+            )
+            .is_ok_and(|e| e.id.0 == chain.0);
+            if is_it && self.add_chain(bytes).is_ok() {
+                return;
+            }
+        }
+    }
+
+    // ---- timers ----
+
+    fn on_tick(&mut self) {
+        let chains: Vec<ChainId> = self.chains.keys().copied().collect();
+        for chain in chains {
+            self.feed(chain, Input::Tick, None);
+        }
+        let n = self.retry.len();
+        for _ in 0..n {
+            let Some((chain, bytes)) = self.retry.pop_front() else {
+                break;
+            };
+            self.publish(chain, bytes);
+        }
+        let wanted: Vec<ChainId> = self.wanted.iter().copied().collect();
+        for chain in wanted {
+            self.ask_for_genesis(chain);
+        }
+    }
+
+    /// Light anti-entropy until range reconciliation lands: exchange heads with one peer per
+    /// chain (the one after the last, round robin) every interval.
+    fn on_anti_entropy(&mut self) {
+        let tick = self.now_ms() / 10_000;
+        let chains: Vec<(ChainId, Vec<libp2p::PeerId>)> = self
+            .chains
+            .iter()
+            .map(|(id, c)| (*id, c.peers.iter().copied().collect()))
+            .collect();
+        for (chain, peers) in chains {
+            if peers.is_empty() {
+                continue;
+            }
+            let p = peers[(tick as usize) % peers.len()];
+            let n = self.peers.num(&p);
+            self.feed(chain, Input::PeerUp(n), None);
+        }
+    }
+}
+
+fn acceptance(v: &Verdict) -> MessageAcceptance {
+    match v {
+        Verdict::Valid => MessageAcceptance::Accept,
+        Verdict::Invalid(_) => MessageAcceptance::Reject,
+        Verdict::Duplicate | Verdict::Pending { .. } | Verdict::Overloaded => {
+            MessageAcceptance::Ignore
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `ate node run`: the daemon, configured by flags or a TOML file with the same keys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use ate_node::{Node, NodeConfig, default_quic, default_tcp};
+use ate_protocol::ChainId;
+use clap::{Args, Subcommand};
+use libp2p::Multiaddr;
+use serde::Deserialize;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Runs the daemon: joins the mesh, follows chains, serves the HTTP API.
+    #[command(
+        after_help = "Examples:\n  ate node run                                  # mDNS on the LAN, API on 127.0.0.1:4180\n  ate node run --join mesh.example.org          # dial every A/AAAA record of the name (port 4100)\n  ate node run --listen /ip4/127.0.0.11/tcp/4100 --join mesh.test --dns-server 127.0.0.1:5353 --no-mdns\n  ate node run --config node.toml\n\nLogs: RUST_LOG=info (default), RUST_LOG=ate_node=debug for more."
+    )]
+    Run(RunArgs),
+}
+
+/// Flags of `ate node run`; the config file uses the same names (with `_` for `-`).
+#[derive(Debug, Args, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RunArgs {
+    /// A TOML file with any of these settings (flags override it).
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Data directory (redo logs arrive with the durability issue; today: the node identity).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Listen multiaddr (repeatable). Default: TCP and QUIC on port 4100, all interfaces.
+    #[arg(long)]
+    listen: Vec<Multiaddr>,
+    /// HTTP API address (loopback by default; anything else must be asked for).
+    #[arg(long)]
+    api: Option<SocketAddr>,
+    /// Join the mesh by a DNS name: NAME[:PORT] (repeatable; default port 4100).
+    #[arg(long)]
+    join: Vec<String>,
+    /// Ask this DNS server (IP:PORT) instead of the system resolver.
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
+    /// Turn off mDNS discovery on the LAN.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Follow a chain at start (repeatable).
+    #[arg(long)]
+    follow: Vec<ChainId>,
+    /// Seconds between re-resolutions of --join names.
+    #[arg(long)]
+    join_interval_secs: Option<u64>,
+}
+
+impl RunArgs {
+    fn merged(self) -> anyhow::Result<RunArgs> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let file: RunArgs =
+            toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?;
+        Ok(RunArgs {
+            config: None,
+            data: self.data.or(file.data),
+            listen: if self.listen.is_empty() {
+                file.listen
+            } else {
+                self.listen
+            },
+            api: self.api.or(file.api),
+            join: if self.join.is_empty() {
+                file.join
+            } else {
+                self.join
+            },
+            dns_server: self.dns_server.or(file.dns_server),
+            no_mdns: self.no_mdns || file.no_mdns,
+            follow: if self.follow.is_empty() {
+                file.follow
+            } else {
+                self.follow
+            },
+            join_interval_secs: self.join_interval_secs.or(file.join_interval_secs),
+        })
+    }
+}
+
+fn identity_seed(data: Option<&PathBuf>) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(dir) = data else { return Ok(None) };
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let path = dir.join("node.key");
+    let key = if path.exists() {
+        ate_node::keys::load(&path)?
+    } else {
+        ate_node::keys::create(&path)?
+    };
+    let text = key.to_text();
+    Ok(Some(blake3::derive_key(
+        "ate v1 node identity",
+        text.as_bytes(),
+    )))
+}
+
+pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Run(args) = cmd;
+    let args = args.merged()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,libp2p_mdns=warn,libp2p_gossipsub=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = NodeConfig {
+        listen: if args.listen.is_empty() {
+            vec![default_tcp(4100), default_quic(4100)]
+        } else {
+            args.listen
+        },
+        join: args.join,
+        dns_server: args.dns_server,
+        mdns: !args.no_mdns,
+        follow: args.follow,
+        identity_seed: identity_seed(args.data.as_ref())?,
+        join_interval: Duration::from_secs(args.join_interval_secs.unwrap_or(30)),
+        replica: Default::default(),
+    };
+    let api = args
+        .api
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4180)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let node = Node::start(config).await?;
+        tracing::info!(peer = %node.peer_id, "node started");
+        let client = node.client();
+        tokio::select! {
+            r = ate_node::api::serve(api, client) => r,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        }
+    })
+}
