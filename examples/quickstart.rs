@@ -1,63 +1,52 @@
-//! Quick start: create a chain, store a record, commit it, read it back, query.
+//! Quick start: open a node in-process, create a chain, store a record, read it back, query.
 //!
 //! `cargo run --example quickstart`
 
 use ate::prelude::*;
+use ate::{Chain, Node, NodeConfig};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A key would normally come from `ate key new` (OS randomness); a fixed seed keeps the
-    // example reproducible.
-    let root = SecretKey::from_seed([1; 32]);
-    let genesis_event = genesis("quickstart", &root, &[], Default::default(), 1, 0);
-    let mut replica = Replica::new(&genesis_event.encode(), Config::default())?;
-    println!("chain {}", replica.chain());
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let node = Node::start(NodeConfig::local()).await?;
+    let key = ate::random_key()?;
+    let chain = Chain::create(&node, "quickstart", key).await?;
+    println!("chain {}", chain.id());
 
-    // Store a record: build a signed event on top of the replica's heads and commit it.
-    let writer = Writer::new(root);
-    let event = writer.put_json(
-        &replica,
-        "users/alice",
-        &serde_json::json!({"name": "Alice", "age": 30}),
-        0,
-    );
-    let outputs = replica.handle(0, Input::local(event));
-    let accepted = outputs.iter().any(|o| {
-        matches!(
-            o,
-            Output::Verdict {
-                verdict: Verdict::Valid,
-                ..
-            }
+    // Store a record; `put` returns once the node has verified and accepted the signed event.
+    chain
+        .put(
+            "users/alice",
+            serde_json::json!({"name": "Alice", "age": 30}),
         )
-    });
-    println!("committed: {accepted}");
+        .await?;
+    chain
+        .put(
+            "users/alice",
+            serde_json::json!({"name": "Alice", "age": 31}),
+        )
+        .await?;
+    chain
+        .put("users/bob", serde_json::json!({"name": "Bob", "age": 12}))
+        .await?;
 
-    // Update it, then read it back.
-    let event = writer.put_json(
-        &replica,
-        "users/alice",
-        &serde_json::json!({"name": "Alice", "age": 31}),
-        0,
-    );
-    let _ = replica.handle(0, Input::local(event));
-    let latest = replica
-        .view()
-        .get_latest("users/alice")
-        .ok_or("record not found")?;
+    // Read it back.
+    let alice = chain
+        .get("users/alice")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("not found"))?;
     println!(
-        "users/alice = {} (version {}, record {})",
-        latest.value.unwrap_or_default(),
-        latest.seq,
-        latest.record.short()
+        "users/alice = {} (version {})",
+        alice.value.unwrap_or_default(),
+        alice.seq
     );
 
-    // Query the latest version of every record.
-    let adults = Condition::parse("age >= 18")?;
-    for v in replica
-        .view()
-        .list_latest(&Condition::True, &adults, None, None)
-    {
+    // Latest version of every record, then a condition on it.
+    let adults = chain
+        .list_latest(Condition::True, Condition::parse("age >= 18")?, None, None)
+        .await?;
+    for v in adults {
         println!("adult: {} -> {}", v.key, v.value.unwrap_or_default());
     }
+    node.shutdown();
     Ok(())
 }

@@ -15,6 +15,26 @@ pub(crate) enum BenchCommand {
     /// trust, DAG and view, for a generated chain with several writers and grants.
     #[command(after_help = "Example:\n  ate bench ingest --events 200000 --runs 5 --json")]
     Ingest(IngestArgs),
+    /// Replication throughput: two nodes over real libp2p on loopback; events/s from the first
+    /// write on node A to the last event visible in node B's view, and bytes sent.
+    #[command(after_help = "Example:\n  ate bench replicate --events 100000 --runs 3 --json")]
+    Replicate(ReplicateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplicateArgs {
+    /// Events to replicate.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) events: usize,
+    /// Events per submission to node A.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) batch: usize,
+    /// Timed runs (fresh nodes each); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +78,7 @@ struct IngestReport {
 pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(&a),
+        BenchCommand::Replicate(a) => crate::replicate::run(&a),
     }
 }
 

@@ -21,6 +21,8 @@ use crate::wire::{SyncRequest, SyncResponse};
 
 /// Gossip messages handled per replica call (signatures are batch-verified per call).
 const GOSSIP_BATCH: usize = 256;
+/// How long a gossip message may wait for others to fill its validation batch.
+const GOSSIP_LINGER: Duration = Duration::from_millis(3);
 /// Publishes kept for retry when every peer queue is full.
 const MAX_RETRY: usize = 100_000;
 
@@ -117,18 +119,35 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let mut anti_entropy = tokio::time::interval(Duration::from_secs(10));
+        // Gossip is validated in batches (one batch signature check): a batch is flushed when
+        // it is full or GOSSIP_LINGER after its first message, whichever comes first.
+        let mut flush_at: Option<tokio::time::Instant> = None;
         loop {
+            let linger = async move {
+                match flush_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 event = self.swarm.select_next_some() => {
                     self.on_swarm_event(event);
-                    // Drain whatever else is ready so gossip is validated in batches.
                     while self.gossip.len() < GOSSIP_BATCH {
                         match self.swarm.select_next_some().now_or_never() {
                             Some(event) => self.on_swarm_event(event),
                             None => break,
                         }
                     }
+                    if self.gossip.len() >= GOSSIP_BATCH {
+                        self.flush_gossip();
+                        flush_at = None;
+                    } else if !self.gossip.is_empty() && flush_at.is_none() {
+                        flush_at = Some(tokio::time::Instant::now() + GOSSIP_LINGER);
+                    }
+                }
+                _ = linger => {
                     self.flush_gossip();
+                    flush_at = None;
                 }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
@@ -473,6 +492,7 @@ impl EventLoop {
             return;
         }
         let batch = std::mem::take(&mut self.gossip);
+        Metrics::add(&self.metrics.gossip_batches, 1);
         let mut by_chain: BTreeMap<ChainId, Vec<Gossiped>> = BTreeMap::new();
         for g in batch {
             by_chain.entry(g.chain).or_default().push(g);
@@ -481,13 +501,16 @@ impl EventLoop {
             // Verdicts name the event id; match them back to messages by id.
             let mut waiting: HashMap<_, VecDeque<usize>> = HashMap::new();
             let mut events = Vec::with_capacity(msgs.len());
-            for (i, m) in msgs.iter().enumerate() {
+            let mut tags = Vec::with_capacity(msgs.len());
+            for (i, m) in msgs.into_iter().enumerate() {
                 if let Some((id, _)) = ate_protocol::event::envelope_id(Some(&chain), &m.data) {
                     waiting.entry(id).or_default().push_back(i);
                 }
-                events.push(m.data.clone());
+                events.push(m.data);
+                tags.push((m.msg_id, m.source));
             }
-            let source = msgs.first().map(|m| m.source);
+            let msgs = tags;
+            let source = msgs.first().map(|m| m.1);
             let from = source.map(|s| self.peers.num(&s)).unwrap_or(PeerId(0));
             let outputs = self.feed(chain, Input::Fetched { from, events }, None);
             let mut decided = vec![None; msgs.len()];
@@ -502,10 +525,10 @@ impl EventLoop {
                     decided[i] = Some(acceptance(&verdict));
                 }
             }
-            for (m, d) in msgs.iter().zip(decided) {
+            for ((msg_id, source), d) in msgs.iter().zip(decided) {
                 // No verdict with an id: the bytes did not decode far enough to have one.
                 let a = d.unwrap_or(MessageAcceptance::Reject);
-                self.validate(&m.msg_id, &m.source, a);
+                self.validate(msg_id, source, a);
             }
         }
     }

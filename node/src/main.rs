@@ -12,6 +12,7 @@ mod bench;
 mod cli;
 mod demo;
 mod mesh;
+mod replicate;
 mod run;
 
 /// Counts heap bytes so `ate bench ingest` can report measured memory per event.

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub sync_in_bytes: AtomicU64,
     /// Failed sync requests (timeouts, refused streams, bad frames).
     pub sync_failures: AtomicU64,
+    /// Replica calls that validated gossip (messages per call = in / batches).
+    pub gossip_batches: AtomicU64,
     /// Dials started from DNS joins and mDNS.
     pub dials: AtomicU64,
 }
@@ -94,6 +96,11 @@ impl Metrics {
             ),
             ("ate_sync_failures_total", "", get(&self.sync_failures)),
             ("ate_dials_total", "", get(&self.dials)),
+            (
+                "ate_gossip_validation_batches_total",
+                "",
+                get(&self.gossip_batches),
+            ),
         ];
         for (name, labels, v) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {v}");

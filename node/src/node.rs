@@ -42,6 +42,21 @@ pub struct NodeConfig {
     pub replica: Config,
 }
 
+impl NodeConfig {
+    /// A node for in-process use: TCP on a random loopback port, no mDNS, no joins.
+    pub fn local() -> NodeConfig {
+        NodeConfig {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
+            ],
+            mdns: false,
+            ..NodeConfig::default()
+        }
+    }
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
