@@ -1,0 +1,120 @@
+//! Helpers for node tests: real `ate` processes, in-process nodes, waiting on conditions.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `f` every 25 ms until it returns `Some`, panicking after `deadline` with `what`.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Async variant of [`wait_for`].
+pub async fn wait_async<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    deadline: Duration,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub fn ate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ate")
+}
+
+/// Runs an `ate` client command (optionally inside a network namespace).
+pub fn ate(netns: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, ate_bin()]);
+            c
+        }
+        None => Command::new(ate_bin()),
+    };
+    cmd.args(args).output().expect("run ate")
+}
+
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "ate failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ate node run` with `args`, logging to `log`.
+pub fn node(netns: Option<&str>, args: &[&str], log: &Path) -> Proc {
+    let file = std::fs::File::create(log).expect("log file");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, ate_bin()]);
+            c
+        }
+        None => Command::new(ate_bin()),
+    };
+    cmd.args(["node", "run"]).args(args);
+    cmd.env("RUST_LOG", "info,libp2p_mdns=warn,libp2p_gossipsub=warn");
+    cmd.stdout(Stdio::null()).stderr(file);
+    Proc(cmd.spawn().expect("spawn ate node run"))
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The `digest` of the first chain in `ate status --json`.
+pub fn digest(netns: Option<&str>, api: &str) -> Option<String> {
+    let out = ate(netns, &["status", "--json", "--api", api]);
+    if !out.status.success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["chains"][0]["digest"].as_str().map(String::from)
+}
