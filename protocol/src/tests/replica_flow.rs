@@ -268,3 +268,10 @@ fn concurrent_first_versions_and_forks_resolve_the_same_everywhere() {
     assert!(la.conflict, "a fork is reported");
     assert!(la.id == f1.id || la.id == f2.id);
 }
+
+#[test]
+fn the_genesis_coming_back_in_sync_is_a_duplicate_not_an_error() {
+    let (g, mut r) = chain();
+    assert_eq!(gossip_bytes(&mut r, g), Verdict::Duplicate);
+    assert!(r.stats().rejected.is_empty());
+}

@@ -1,0 +1,266 @@
+//! A raw libp2p peer (not an ate node) joins a chain's gossip topic and injects events that
+//! are validly signed but not authorised: by a key without a grant, and by a writer after its
+//! grant was revoked. The node it talks to rejects them (gossipsub `Reject`) and never
+//! forwards them: the second node never sees them, while a later valid write does arrive.
+//! Also: a late joiner started after 10,000 events catches up to the same digest.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ate_node::{Node, NodeConfig};
+use ate_protocol::replica::{Config, Input};
+use ate_protocol::workload::{Spec, generate};
+use ate_protocol::{ChainId, Event, Params, Replica, Rights, SecretKey, Verdict, Writer, genesis};
+use common::wait_async;
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
+use libp2p::{Multiaddr, noise, tcp, yamux};
+
+async fn listen_addrs(node: &Node) -> Vec<Multiaddr> {
+    wait_async("a listen address", Duration::from_secs(10), || async {
+        let s = node.client().status().await.ok()?;
+        let a: Vec<Multiaddr> = s.listen.iter().filter_map(|a| a.parse().ok()).collect();
+        (!a.is_empty()).then_some(a)
+    })
+    .await
+}
+
+async fn pair() -> (Node, Node, Vec<Multiaddr>) {
+    let a = Node::start(NodeConfig::local()).await.unwrap();
+    let b = Node::start(NodeConfig::local()).await.unwrap();
+    let addrs = listen_addrs(&a).await;
+    b.client().dial(addrs.clone()).await;
+    (a, b, addrs)
+}
+
+async fn submit(node: &Node, chain: ChainId, ev: Event) -> Verdict {
+    node.client()
+        .submit(chain, vec![ev])
+        .await
+        .unwrap()
+        .remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
+    let (a, b, addrs) = pair().await;
+    let ca = a.client();
+    let root = Writer::new(SecretKey::from_seed([1; 32]));
+    let g = genesis(
+        "attack",
+        &SecretKey::from_seed([1; 32]),
+        &[],
+        Params::default(),
+        9,
+        0,
+    );
+    let chain = a.client().create_chain(g.encode()).await.unwrap();
+    b.client().follow(chain).await.unwrap();
+    wait_async("b to follow", Duration::from_secs(10), || async {
+        b.client().read(chain, |r| r.len()).await.ok()
+    })
+    .await;
+
+    // The writer w is granted, then revoked, on node a.
+    let w = Writer::new(SecretKey::from_seed([2; 32]));
+    let gr = ca.read(chain, {
+        let root = root.clone();
+        let to = w.public();
+        move |r| root.grant(r, to, "", Rights::Write, 0)
+    });
+    assert_eq!(submit(&a, chain, gr.await.unwrap()).await, Verdict::Valid);
+    // A local copy of the chain where the grant is known but not the revocation: the
+    // revoked writer builds its event there (a blind branch).
+    let mut blind = Replica::new(&g.encode(), Config::default()).unwrap();
+    let all = ca.read(chain, |r| {
+        r.event_ids()
+            .into_iter()
+            .filter_map(|id| r.event(&id))
+            .map(|e| e.encode())
+            .collect::<Vec<_>>()
+    });
+    let _ = blind.handle(0, Input::Replay(all.await.unwrap()));
+    let rv = ca.read(chain, {
+        let root = root.clone();
+        let who = w.public();
+        move |r| root.revoke(r, who, "", 0)
+    });
+    assert_eq!(submit(&a, chain, rv.await.unwrap()).await, Verdict::Valid);
+    // Writer w is refused through the API now.
+    let after = ca.read(chain, {
+        let w = w.clone();
+        move |r| w.put_json(r, "k", &serde_json::json!("after"), 0)
+    });
+    assert!(matches!(
+        submit(&a, chain, after.await.unwrap()).await,
+        Verdict::Invalid(_)
+    ));
+    // Forged events: no grant at all, and the revoked writer on top of the revocation.
+    let stranger = Writer::new(SecretKey::from_seed([3; 32]));
+    let f1 = stranger.put_json(&blind, "k", &serde_json::json!("stranger"), 0);
+    let mut current = Replica::new(&g.encode(), Config::default()).unwrap();
+    let all = ca.read(chain, |r| {
+        r.event_ids()
+            .into_iter()
+            .filter_map(|id| r.event(&id))
+            .map(|e| e.encode())
+            .collect::<Vec<_>>()
+    });
+    let _ = current.handle(0, Input::Replay(all.await.unwrap()));
+    let f2 = w.put_json(&current, "k", &serde_json::json!("revoked"), 0);
+    let forged = [f1.id, f2.id];
+
+    // The raw peer: plain gossipsub, connected to a only.
+    let mut raw = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            let cfg = gossipsub::ConfigBuilder::default()
+                .validation_mode(ValidationMode::Anonymous)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(&blake3::hash(&m.data).as_bytes()[..20])
+                })
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(MessageAuthenticity::Anonymous, cfg)
+            .unwrap()
+        })
+        .unwrap()
+        .build();
+    let topic = IdentTopic::new(format!("ate/1/{chain}"));
+    raw.behaviour_mut().subscribe(&topic).unwrap();
+    raw.dial(addrs[0].clone()).unwrap();
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sent < 2 {
+        assert!(Instant::now() < deadline, "the raw peer could not publish");
+        tokio::select! {
+            _ = raw.select_next_some() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                let ev = if sent == 0 { &f1 } else { &f2 };
+                // Fails until the raw peer has learnt that node a is subscribed.
+                if raw.behaviour_mut().publish(topic.clone(), ev.encode()).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+    }
+    // Keep the raw swarm polled while node a judges.
+    let pump = tokio::spawn(async move {
+        loop {
+            raw.select_next_some().await;
+        }
+    });
+    wait_async("node a to reject both", Duration::from_secs(20), || async {
+        let n = a
+            .client()
+            .read(chain, |r| {
+                r.stats()
+                    .rejected
+                    .get("not_authorized")
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .await
+            .ok()?;
+        (n >= 3).then_some(())
+    })
+    .await;
+    // A valid write after the forged ones reaches b; the forged ones never do.
+    let ok = ca.read(chain, {
+        let root = root.clone();
+        move |r| root.put_json(r, "k", &serde_json::json!("root"), 0)
+    });
+    let ok = ok.await.unwrap();
+    let ok_id = ok.id;
+    assert_eq!(submit(&a, chain, ok).await, Verdict::Valid);
+    wait_async(
+        "b to receive the valid write",
+        Duration::from_secs(20),
+        || async {
+            b.client()
+                .read(chain, move |r| r.contains(&ok_id))
+                .await
+                .ok()?
+                .then_some(())
+        },
+    )
+    .await;
+    let (contains, rejected) = b
+        .client()
+        .read(chain, move |r| {
+            (
+                forged.iter().any(|id| r.contains(id)),
+                r.stats().rejected.clone(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(!contains, "b must never store a forged event");
+    assert!(
+        rejected.is_empty(),
+        "a must not forward forged events to b, but b rejected {rejected:?}"
+    );
+    let (da, db) = (
+        a.client().read(chain, |r| r.view().digest()).await.unwrap(),
+        b.client().read(chain, |r| r.view().digest()).await.unwrap(),
+    );
+    assert_eq!(da, db);
+    pump.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_catches_up_after_ten_thousand_events() {
+    let a = Node::start(NodeConfig::local()).await.unwrap();
+    let workload = generate(&Spec {
+        events: 10_000,
+        ..Spec::default()
+    });
+    let chain = a
+        .client()
+        .create_chain(workload.genesis.clone())
+        .await
+        .unwrap();
+    let events: Vec<Event> = workload
+        .events
+        .iter()
+        .map(|b| Event::decode(Some(&chain), b, &Params::default()).unwrap())
+        .collect();
+    for batch in events.chunks(256) {
+        let v = a.client().submit(chain, batch.to_vec()).await.unwrap();
+        assert!(v.iter().all(|v| *v == Verdict::Valid));
+    }
+    let addrs = listen_addrs(&a).await;
+    let start = Instant::now();
+    let b = Node::start(NodeConfig::local()).await.unwrap();
+    b.client().dial(addrs).await;
+    b.client().follow(chain).await.unwrap();
+    let want = a.client().read(chain, |r| r.view().digest()).await.unwrap();
+    wait_async(
+        "the late joiner to catch up",
+        Duration::from_secs(120),
+        || async {
+            let d = b
+                .client()
+                .read(chain, |r| (r.len(), r.view().digest()))
+                .await
+                .ok()?;
+            (d.0 == 10_001 && d.1 == want).then_some(())
+        },
+    )
+    .await;
+    println!(
+        "late joiner caught up on 10,000 events in {:?}",
+        start.elapsed()
+    );
+}
