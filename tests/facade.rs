@@ -2,6 +2,9 @@
 //! events through the sans-IO interface and converge. (Multi-process tests with real `ate`
 //! nodes join this folder with the node.)
 
+// Test code: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use ate::prelude::*;
 
 fn deliver(to: &mut Replica, outputs: Vec<Output>) -> Vec<Output> {

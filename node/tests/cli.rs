@@ -1,5 +1,8 @@
 //! The `ate` binary as a user runs it: exit codes, output, and refusal of bad arguments.
 
+// Test code: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 fn ate() -> Command {

@@ -4,6 +4,9 @@
 //! forwards them: the second node never sees them, while a later valid write does arrive.
 //! Also: a late joiner started after 10,000 events catches up to the same digest.
 
+// Test code: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! (no --join) and converge. Needs root (network namespaces) and iproute2; skips with a
 //! printed reason otherwise. CI runs as root, so there it runs.
 
+// Test code: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

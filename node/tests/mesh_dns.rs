@@ -2,6 +2,9 @@
 //! through `--join mesh.test` answered by a real DNS server (dnsmasq) this test starts.
 //! Skips (with a printed reason) when dnsmasq is not installed; `.ci/run` installs it.
 
+// Test code: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

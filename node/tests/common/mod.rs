@@ -1,5 +1,5 @@
 //! Helpers for node tests: real `ate` processes, in-process nodes, waiting on conditions.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, clippy::expect_used)] // test helpers: a failed spawn should fail the test loudly
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
