@@ -1,0 +1,301 @@
+//! The gossipsub-like layer each node gets from libp2p, and the glue to its replica.
+//!
+//! Per chain a node keeps a mesh of `d` peers among its connections. A new local event is
+//! pushed to the mesh (or to every connected peer with `flood_publish`, gossipsub's default).
+//! A received message is dropped if its id is in the seen cache; otherwise the replica judges
+//! it and only a `Valid` verdict forwards it to the rest of the mesh (manual validation:
+//! `Accept`; `Pending` holds it until the replica decides, `Invalid` rejects it). At each
+//! heartbeat the mesh is repaired towards `d` (graft below `d_low`, prune above `d_high`) and
+//! ids seen in the last `history_gossip` heartbeats are advertised with IHAVE to `d_lazy`
+//! non-mesh peers, which answer IWANT for what they miss. GRAFT/PRUNE take effect on both ends
+//! at once (their bytes are counted): the simplification costs nothing in dissemination time.
+
+use ate_protocol::{EventId, Input, Output, PeerId, Verdict};
+
+use crate::world::{Class, Ev, Status, Wire, World};
+
+const CONTROL_BYTES: u64 = 64;
+const MAX_IHAVE: usize = 5000;
+
+impl World {
+    pub(crate) fn on_gossip(&mut self, to: u32, from: u32, i: u32) {
+        self.counters.gossip_deliveries += 1;
+        let gid = self.msgs[i as usize].gid;
+        let node = &mut self.nodes[to as usize];
+        if node.seen.set(gid) {
+            self.counters.gossip_duplicates += 1;
+            return;
+        }
+        if node.shadows_left > 0 && self.msgs[i as usize].class == Class::Valid {
+            node.shadows_left -= 1;
+            self.shadow(to, i);
+        }
+        let bytes = self.msgs[i as usize].bytes.clone();
+        let input = Input::Gossip {
+            from: PeerId(u64::from(from)),
+            bytes,
+        };
+        self.feed(to, input, Some((i, from)));
+    }
+
+    pub(crate) fn on_ihave(&mut self, to: u32, from: u32, ids: &[u32]) {
+        let node = &self.nodes[to as usize];
+        let want: Vec<u32> = ids.iter().copied().filter(|&i| !node.seen.get(i)).collect();
+        if !want.is_empty() {
+            self.send(to, from, Wire::IWant(want.into_boxed_slice()));
+        }
+    }
+
+    /// Publishes message `i` from node `n` (a local event, or an attacker's bytes).
+    pub(crate) fn publish(&mut self, n: u32, i: u32) {
+        let node = &mut self.nodes[n as usize];
+        node.seen.set(i);
+        if let Some(w) = node.windows.last_mut() {
+            w.push(i);
+        }
+        let targets = if self.sc.gossip.flood_publish {
+            node.peers.clone()
+        } else {
+            node.mesh.clone()
+        };
+        for p in targets {
+            self.send(n, p, Wire::Gossip(i));
+        }
+    }
+
+    fn forward(&mut self, n: u32, i: u32, except: u32) {
+        let mesh = self.nodes[n as usize].mesh.clone();
+        for p in mesh {
+            if p != except {
+                self.send(n, p, Wire::Gossip(i));
+            }
+        }
+    }
+
+    /// Feeds one input to node `n`'s replica and carries out the outputs. `gossip` names the
+    /// message and sender when the input is a gossip delivery.
+    pub(crate) fn feed(&mut self, n: u32, input: Input, gossip: Option<(u32, u32)>) {
+        let now_ms = self.now / 1000;
+        let Some(rep) = self.nodes[n as usize].replica.as_mut() else {
+            return;
+        };
+        let before = rep.len();
+        let outs = rep.handle(now_ms, input);
+        // Per-step invariants: the store only grows, the pending buffer stays in its bound.
+        let (after, pending) = (rep.len(), rep.pending_len());
+        if after < before || pending > ate_protocol::Config::default().max_pending_events {
+            self.violations.push(format!(
+                "node {n}: store went {before} -> {after} events, {pending} pending"
+            ));
+        }
+        for out in outs {
+            self.on_output(n, out, gossip);
+        }
+    }
+
+    fn on_output(&mut self, n: u32, out: Output, gossip: Option<(u32, u32)>) {
+        match out {
+            Output::Publish(bytes) => {
+                // Local events are registered by the actor that built them; look it up.
+                if let Some(i) = self.index_of_bytes(&bytes) {
+                    self.publish(n, i);
+                }
+            }
+            Output::Send { to, msg } => self.send(n, to.0 as u32, Wire::Sync(Box::new(msg))),
+            Output::Persist { id, .. } => {
+                if let Some(&i) = self.by_id.get(&id) {
+                    self.nodes[n as usize].log.push(i);
+                }
+            }
+            Output::Verdict { id, verdict, .. } => self.on_verdict(n, id, verdict, gossip),
+            Output::Changed(_) => {}
+        }
+    }
+
+    fn index_of_bytes(&self, bytes: &[u8]) -> Option<u32> {
+        let i = *self.actors.last_local.as_ref()?;
+        (self.msgs[i as usize].bytes == bytes).then_some(i)
+    }
+
+    fn on_verdict(
+        &mut self,
+        n: u32,
+        id: Option<EventId>,
+        verdict: Verdict,
+        gossip: Option<(u32, u32)>,
+    ) {
+        let idx = id.and_then(|id| self.by_id.get(&id).copied());
+        match verdict {
+            Verdict::Valid => {
+                if let Some(i) = idx {
+                    self.on_valid(n, i, gossip);
+                }
+            }
+            Verdict::Duplicate => self.counters.replica_duplicates += 1,
+            Verdict::Pending { .. } => {
+                if let (Some((g, from)), Some(i)) = (gossip, idx)
+                    && self.msgs[g as usize].gid == i
+                {
+                    self.nodes[n as usize].held.push((i, from));
+                }
+            }
+            Verdict::Overloaded => self.counters.overloaded += 1,
+            Verdict::Invalid(r) => *self.counters.rejected.entry(r.label()).or_default() += 1,
+        }
+    }
+
+    /// An honest node stored message `i`: check it, record its latency, forward it.
+    fn on_valid(&mut self, n: u32, i: u32, gossip: Option<(u32, u32)>) {
+        let node = &mut self.nodes[n as usize];
+        let byz = node.byzantine;
+        let msg = &self.msgs[i as usize];
+        if !byz && msg.class == Class::Invalid {
+            self.counters.invalid_accepted += 1;
+            self.violations.push(format!(
+                "safety: honest node {n} accepted invalid event {} at {} ms",
+                msg.id.short(),
+                self.now / 1000
+            ));
+        }
+        if !node.recorded.set(i) {
+            let lat = self.now.saturating_sub(msg.created);
+            self.latencies.push(lat.min(u64::from(u32::MAX)) as u32);
+            let last = &mut self.last_accept[i as usize];
+            *last = (*last).max(self.now);
+        }
+        let direct = gossip
+            .filter(|&(g, _)| self.msgs[g as usize].gid == i)
+            .map(|(_, from)| from);
+        let held = node
+            .held
+            .iter()
+            .position(|&(h, _)| h == i)
+            .map(|k| node.held.swap_remove(k).1);
+        if let Some(from) = direct.or(held) {
+            if let Some(w) = self.nodes[n as usize].windows.last_mut() {
+                w.push(i);
+            }
+            self.forward(n, i, from);
+        }
+    }
+
+    /// Mesh repair, lazy gossip, the replica's tick and periodic anti-entropy.
+    pub(crate) fn heartbeat(&mut self, n: u32) {
+        let g = self.sc.gossip.clone();
+        let next = self.now + g.heartbeat_ms * 1000;
+        self.schedule(next, Ev::Heartbeat(n));
+        if self.nodes[n as usize].status != Status::Up {
+            return;
+        }
+        self.repair_mesh(n);
+        self.lazy_gossip(n);
+        let node = &mut self.nodes[n as usize];
+        node.heartbeats += 1;
+        if node.deaf {
+            return;
+        }
+        self.feed(n, Input::Tick, None);
+        let every = (g.anti_entropy_ms / g.heartbeat_ms).max(1);
+        if self.nodes[n as usize].heartbeats.checked_rem(every) == Some(0) {
+            let live = self.live_peers(n);
+            let node = &mut self.nodes[n as usize];
+            if !live.is_empty() {
+                let p = live[node.rng.below(live.len() as u64) as usize];
+                // The replica has no anti-entropy timer of its own: a (re)connection makes it
+                // send its heads, which is the exchange anti-entropy needs.
+                self.feed(n, Input::PeerUp(PeerId(u64::from(p))), None);
+            }
+        }
+    }
+
+    pub(crate) fn live_peers(&self, n: u32) -> Vec<u32> {
+        self.nodes[n as usize]
+            .peers
+            .iter()
+            .copied()
+            .filter(|&p| self.linked(n, p))
+            .collect()
+    }
+
+    pub(crate) fn repair_mesh(&mut self, n: u32) {
+        let (d, d_low, d_high) = (
+            self.sc.gossip.d,
+            self.sc.gossip.d_low,
+            self.sc.gossip.d_high,
+        );
+        let live = self.live_peers(n);
+        let mesh: Vec<u32> = self.nodes[n as usize]
+            .mesh
+            .iter()
+            .copied()
+            .filter(|p| live.contains(p))
+            .collect();
+        self.nodes[n as usize].mesh = mesh;
+        let len = self.nodes[n as usize].mesh.len();
+        if len < d_low {
+            let node = &mut self.nodes[n as usize];
+            let cand: Vec<u32> = live
+                .iter()
+                .copied()
+                .filter(|p| !node.mesh.contains(p))
+                .collect();
+            for p in node.rng.sample(&cand, d - len) {
+                self.graft(n, p);
+            }
+        } else if len > d_high {
+            let node = &mut self.nodes[n as usize];
+            let mesh = node.mesh.clone();
+            for p in node.rng.sample(&mesh, len - d) {
+                self.prune(n, p);
+            }
+        }
+    }
+
+    pub(crate) fn graft(&mut self, a: u32, b: u32) {
+        for (x, y) in [(a, b), (b, a)] {
+            let m = &mut self.nodes[x as usize].mesh;
+            if !m.contains(&y) {
+                m.push(y);
+            }
+        }
+        self.nodes[a as usize].traffic.sent_bytes += CONTROL_BYTES;
+        self.counters.control_bytes += CONTROL_BYTES;
+    }
+
+    fn prune(&mut self, a: u32, b: u32) {
+        self.nodes[a as usize].mesh.retain(|&p| p != b);
+        self.nodes[b as usize].mesh.retain(|&p| p != a);
+        self.nodes[a as usize].traffic.sent_bytes += CONTROL_BYTES;
+        self.counters.control_bytes += CONTROL_BYTES;
+    }
+
+    fn lazy_gossip(&mut self, n: u32) {
+        let hist = self.sc.gossip.history_gossip.max(1);
+        let d_lazy = self.sc.gossip.d_lazy;
+        let live = self.live_peers(n);
+        let node = &mut self.nodes[n as usize];
+        node.windows.push(Vec::new());
+        if node.windows.len() > hist + 1 {
+            node.windows.remove(0);
+        }
+        let ids: Vec<u32> = node
+            .windows
+            .iter()
+            .rev()
+            .skip(1)
+            .flatten()
+            .copied()
+            .take(MAX_IHAVE)
+            .collect();
+        if ids.is_empty() || d_lazy == 0 {
+            return;
+        }
+        let cand: Vec<u32> = live
+            .into_iter()
+            .filter(|p| !node.mesh.contains(p))
+            .collect();
+        for p in node.rng.sample(&cand, d_lazy) {
+            self.send(n, p, Wire::IHave(ids.clone().into_boxed_slice()));
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! A memoizing signature checker shared by every simulated node.
+//!
+//! A signature check is a pure function of `(author key, event id, signature)`, so ten thousand
+//! replicas need not repeat it: the first node to see an event pays for the ed25519 check and
+//! the others read the cached verdict. Misses are delegated to the protocol's reference
+//! [`Ed25519Batch`], so the verdicts are exactly its verdicts (the `SignatureCheck` contract).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ate_protocol::verify::{Ed25519Batch, SigItem, SignatureCheck};
+
+type Key = ([u8; 32], [u8; 32], [u8; 64]);
+
+/// Caches ed25519 verdicts; looked up by key, never iterated (so no order reaches output).
+#[derive(Debug, Default)]
+pub struct MemoCheck {
+    cache: Mutex<HashMap<Key, bool>>,
+}
+
+impl MemoCheck {
+    /// Number of distinct signatures checked so far.
+    pub fn len(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing was checked yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn key_of(item: &SigItem<'_>) -> Key {
+    (item.key.to_bytes(), item.id.0, item.sig.0)
+}
+
+impl SignatureCheck for MemoCheck {
+    fn check(&self, items: &[SigItem<'_>], out: &mut Vec<bool>) {
+        out.clear();
+        // A poisoned lock only means another thread panicked mid-insert; the map is still a
+        // valid cache of pure verdicts, so keep using it.
+        let mut cache = match self.cache.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        let mut misses: Vec<SigItem<'_>> = Vec::new();
+        let mut miss_at: Vec<usize> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match cache.get(&key_of(item)) {
+                Some(&v) => out.push(v),
+                None => {
+                    out.push(false);
+                    misses.push(*item);
+                    miss_at.push(i);
+                }
+            }
+        }
+        if misses.is_empty() {
+            return;
+        }
+        let mut fresh = Vec::with_capacity(misses.len());
+        Ed25519Batch.check(&misses, &mut fresh);
+        for ((item, &i), &v) in misses.iter().zip(&miss_at).zip(&fresh) {
+            cache.insert(key_of(item), v);
+            out[i] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ate_protocol::verify::author_key;
+    use ate_protocol::{EventId, SecretKey, Signature};
+
+    #[test]
+    fn memo_gives_the_reference_verdicts() {
+        let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+        let ids: Vec<EventId> = (0..4u8).map(|i| EventId([i; 32])).collect();
+        let mut sigs: Vec<Signature> = keys.iter().zip(&ids).map(|(k, id)| k.sign(id)).collect();
+        sigs[2].0[5] ^= 1;
+        let vks: Vec<_> = keys
+            .iter()
+            .map(|k| author_key(&k.public()).unwrap())
+            .collect();
+        let items: Vec<SigItem<'_>> = (0..4)
+            .map(|i| SigItem {
+                key: &vks[i],
+                id: &ids[i],
+                sig: &sigs[i],
+            })
+            .collect();
+        let memo = MemoCheck::default();
+        let (mut a, mut b, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        memo.check(&items, &mut a);
+        memo.check(&items, &mut b);
+        Ed25519Batch.check(&items, &mut r);
+        assert_eq!(a, r);
+        assert_eq!(b, r);
+        assert_eq!(r, vec![true, true, false, true]);
+        assert_eq!(memo.len(), 4);
+    }
+}

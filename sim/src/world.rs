@@ -1,0 +1,425 @@
+//! The discrete-event engine: virtual time, one queue, the nodes and the wire.
+//!
+//! Time is in simulated microseconds. Every future happening (a delivery, a heartbeat, a
+//! scheduled action) is an [`Entry`] in one `BinaryHeap`, ordered by `(time, sequence number)`
+//! so two entries at the same instant run in the order they were scheduled (FIFO tie-break, as
+//! iroh-gossip's simulator does). Nothing here reads a clock or iterates a hash map, so a run
+//! is a function of the scenario and the seed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use ate_protocol::{EventId, PeerId, Replica, SyncMsg};
+
+use crate::memo::MemoCheck;
+use crate::queue::{Entry, Queue};
+use crate::rng::Rng;
+use crate::scenario::Scenario;
+
+/// Simulated microseconds.
+pub(crate) type Micros = u64;
+
+/// What the simulator knows about a message it injected (by construction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// A valid event with effect (honest writes, grants, equivocations).
+    Valid,
+    /// A valid event by a revoked writer on a branch blind to the revocation: no effect.
+    Blind,
+    /// Invalid by construction: no honest node may ever store it.
+    Invalid,
+    /// Bytes that do not decode (no event id at all).
+    Junk,
+    /// A corrupted copy (bad signature) of a valid event: same event id, so the same gossip
+    /// message id as the genuine event.
+    Shadow,
+}
+
+/// One message of the global table: events are stored once and shared by all nodes.
+#[derive(Debug)]
+pub(crate) struct Msg {
+    pub(crate) id: EventId,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) created: Micros,
+    pub(crate) class: Class,
+    /// The gossip message id (DESIGN §5: the event id), as the index of the first message
+    /// registered with this event id; the seen cache and IHAVE work on it.
+    pub(crate) gid: u32,
+}
+
+/// What travels on a link.
+#[derive(Debug)]
+pub(crate) enum Wire {
+    /// A gossip message (index into the message table).
+    Gossip(u32),
+    /// Lazy gossip: "I have these".
+    IHave(Box<[u32]>),
+    /// "Send me these".
+    IWant(Box<[u32]>),
+    /// A direct sync message of the replica.
+    Sync(Box<SyncMsg>),
+}
+
+/// A scheduled happening.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    Deliver { to: u32, from: u32, wire: Wire },
+    Heartbeat(u32),
+    Action(u32),
+    Sample,
+}
+
+/// Whether a node takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Up,
+    /// Crashed; may restart.
+    Down,
+    /// Left for good.
+    Left,
+    /// A late joiner that has not joined yet.
+    NotJoined,
+}
+
+/// A growable bit set over message indices.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Bits(Vec<u64>);
+
+impl Bits {
+    pub(crate) fn get(&self, i: u32) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+    /// Sets bit `i`; returns whether it was already set.
+    pub(crate) fn set(&mut self, i: u32) -> bool {
+        let w = i as usize / 64;
+        if w >= self.0.len() {
+            self.0.resize(w + 1, 0);
+        }
+        let was = self.0[w] & (1 << (i % 64)) != 0;
+        self.0[w] |= 1 << (i % 64);
+        was
+    }
+}
+
+/// Per-node traffic counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Traffic {
+    pub(crate) sent_msgs: u64,
+    pub(crate) sent_bytes: u64,
+    pub(crate) recv_msgs: u64,
+    pub(crate) recv_bytes: u64,
+}
+
+/// One simulated node: a real replica plus the gossip layer the node gets from libp2p.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) replica: Option<Replica>,
+    pub(crate) status: Status,
+    /// Runs attacks and is excluded from honest checks.
+    pub(crate) byzantine: bool,
+    /// Ignores every input (a revoked writer on its blind branch).
+    pub(crate) deaf: bool,
+    /// Answers every new gossip message with a corrupted copy (the shadow attack), this many
+    /// more times.
+    pub(crate) shadows_left: usize,
+    pub(crate) region: u8,
+    pub(crate) group: u32,
+    pub(crate) peers: Vec<u32>,
+    pub(crate) mesh: Vec<u32>,
+    /// Gossipsub's seen cache (message id dedup).
+    pub(crate) seen: Bits,
+    /// Messages already counted for latency (survives restarts).
+    pub(crate) recorded: Bits,
+    /// Gossip messages waiting for the replica's verdict (delayed Accept).
+    pub(crate) held: Vec<(u32, u32)>,
+    /// Message ids of the last heartbeats, for IHAVE (gossipsub's mcache).
+    pub(crate) windows: Vec<Vec<u32>>,
+    /// The redo log: indices of persisted events, in order.
+    pub(crate) log: Vec<u32>,
+    /// Restart from the log after a crash.
+    pub(crate) restart_with_log: bool,
+    pub(crate) uplink_free: Micros,
+    pub(crate) rng: Rng,
+    pub(crate) traffic: Traffic,
+    pub(crate) heartbeats: u64,
+}
+
+/// Counters of the whole run (all deterministic).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) deliveries: u64,
+    pub(crate) gossip_deliveries: u64,
+    pub(crate) gossip_duplicates: u64,
+    pub(crate) replica_duplicates: u64,
+    pub(crate) dropped_no_link: u64,
+    pub(crate) rejected: BTreeMap<&'static str, u64>,
+    pub(crate) overloaded: u64,
+    pub(crate) local_rejected: u64,
+    pub(crate) invalid_accepted: u64,
+    pub(crate) control_bytes: u64,
+}
+
+/// The simulation.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) sc: Scenario,
+    pub(crate) seed: u64,
+    pub(crate) now: Micros,
+    queue: Queue,
+    next_seq: u64,
+    pub(crate) rng: Rng,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) msgs: Vec<Msg>,
+    pub(crate) by_id: HashMap<EventId, u32>,
+    pub(crate) invalid_ids: HashSet<EventId>,
+    pub(crate) genesis: Vec<u8>,
+    pub(crate) checker: Arc<MemoCheck>,
+    pub(crate) counters: Counters,
+    /// Per-delivery latency, µs (node accepted the event − event created).
+    pub(crate) latencies: Vec<u32>,
+    /// Per event: the latest acceptance by any node.
+    pub(crate) last_accept: Vec<Micros>,
+    pub(crate) violations: Vec<String>,
+    /// (time, mean bytes sent per node, max bytes sent by one node).
+    pub(crate) samples: Vec<(Micros, f64, u64)>,
+    pub(crate) loss: f64,
+    pub(crate) faults_on: bool,
+    pub(crate) actions: Vec<(Micros, crate::actors::Action)>,
+    pub(crate) actors: crate::actors::Actors,
+}
+
+impl World {
+    pub(crate) fn schedule(&mut self, at: Micros, ev: Ev) {
+        self.next_seq += 1;
+        self.queue.push(Entry {
+            at,
+            seq: self.next_seq,
+            ev,
+        });
+    }
+
+    /// Runs every entry due up to `until`; returns false when the queue is empty.
+    pub(crate) fn run_until(&mut self, until: Micros) -> bool {
+        while let Some(at) = self.queue.peek_at() {
+            if at > until {
+                self.now = until;
+                return true;
+            }
+            let Some(e) = self.queue.pop() else { break };
+            self.now = e.at;
+            self.step(e.ev);
+        }
+        self.now = until;
+        false
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Deliver { to, from, wire } => self.deliver(to, from, wire),
+            Ev::Heartbeat(n) => self.heartbeat(n),
+            Ev::Action(i) => self.act(i),
+            Ev::Sample => self.sample(),
+        }
+    }
+
+    fn sample(&mut self) {
+        let total: u64 = self.nodes.iter().map(|n| n.traffic.sent_bytes).sum();
+        let max = self
+            .nodes
+            .iter()
+            .map(|n| n.traffic.sent_bytes)
+            .max()
+            .unwrap_or(0);
+        let mean = total as f64 / self.nodes.len().max(1) as f64;
+        self.samples.push((self.now, mean, max));
+        let at = self.now + 100_000;
+        self.schedule(at, Ev::Sample);
+    }
+
+    pub(crate) fn linked(&self, a: u32, b: u32) -> bool {
+        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        x.status == Status::Up && y.status == Status::Up && x.group == y.group
+    }
+
+    /// Puts a message on the wire: uplink serialization, latency with jitter, loss as
+    /// retransmission delay (the transports are TCP or QUIC: a lost packet arrives late).
+    pub(crate) fn send(&mut self, from: u32, to: u32, wire: Wire) {
+        if !self.linked(from, to) {
+            self.counters.dropped_no_link += 1;
+            return;
+        }
+        let size = self.wire_size(&wire) as u64;
+        let net = &self.sc.network;
+        let rto_us = (net.rto_ms * 1000.0) as u64;
+        let tx_us = (size as f64 * 8.0 / net.uplink_mbps) as u64;
+        let (ra, rb) = (
+            self.nodes[from as usize].region as usize,
+            self.nodes[to as usize].region as usize,
+        );
+        let one_way_us = net.rtt_ms[ra][rb] * 500.0;
+        let jitter_us = net.jitter_ms * 1000.0;
+        let loss = self.loss;
+        let node = &mut self.nodes[from as usize];
+        let start = node.uplink_free.max(self.now);
+        node.uplink_free = start + tx_us;
+        let j = (node.rng.unit() * 2.0 - 1.0) * jitter_us;
+        let mut lat = (one_way_us + j).max(0.0) as u64;
+        let mut tries = 0;
+        while tries < 6 && node.rng.chance(loss) {
+            lat += rto_us << tries;
+            tries += 1;
+        }
+        node.traffic.sent_msgs += 1;
+        node.traffic.sent_bytes += size;
+        let at = start + tx_us + lat;
+        self.schedule(at, Ev::Deliver { to, from, wire });
+    }
+
+    /// Bytes on the wire (framing approximated by a small constant; sync messages exactly as
+    /// postcard encodes them, see [`crate::size::sync_size`]).
+    pub(crate) fn wire_size(&self, wire: &Wire) -> usize {
+        const FRAME: usize = 24;
+        match wire {
+            Wire::Gossip(i) => FRAME + 40 + self.msgs[*i as usize].bytes.len(),
+            Wire::IHave(ids) | Wire::IWant(ids) => FRAME + 8 + 32 * ids.len(),
+            Wire::Sync(m) => FRAME + crate::size::sync_size(m),
+        }
+    }
+
+    fn deliver(&mut self, to: u32, from: u32, wire: Wire) {
+        if !self.linked(from, to) {
+            self.counters.dropped_no_link += 1;
+            return;
+        }
+        let size = self.wire_size(&wire) as u64;
+        self.counters.deliveries += 1;
+        let node = &mut self.nodes[to as usize];
+        node.traffic.recv_msgs += 1;
+        node.traffic.recv_bytes += size;
+        if node.deaf {
+            return;
+        }
+        match wire {
+            Wire::Gossip(i) => self.on_gossip(to, from, i),
+            Wire::IHave(ids) => self.on_ihave(to, from, &ids),
+            Wire::IWant(ids) => {
+                for i in ids.iter() {
+                    self.send(to, from, Wire::Gossip(*i));
+                }
+            }
+            Wire::Sync(m) => {
+                let input = ate_protocol::Input::Sync {
+                    from: PeerId(u64::from(from)),
+                    msg: *m,
+                };
+                self.feed(to, input, None);
+            }
+        }
+    }
+
+    /// Registers a message in the global table (or finds it) and returns its index.
+    pub(crate) fn register(&mut self, id: EventId, bytes: Vec<u8>, class: Class) -> u32 {
+        if let Some(&i) = self.by_id.get(&id) {
+            return i;
+        }
+        let i = self.msgs.len() as u32;
+        if class == Class::Invalid {
+            self.invalid_ids.insert(id);
+        }
+        self.msgs.push(Msg {
+            id,
+            bytes,
+            created: self.now,
+            class,
+            gid: i,
+        });
+        self.by_id.insert(id, i);
+        self.last_accept.push(0);
+        i
+    }
+
+    /// Registers a corrupted copy of message `of`: its own bytes, the same gossip id.
+    pub(crate) fn register_shadow(&mut self, of: u32, bytes: Vec<u8>) -> u32 {
+        let i = self.msgs.len() as u32;
+        let m = &self.msgs[of as usize];
+        let (id, gid) = (m.id, m.gid);
+        self.msgs.push(Msg {
+            id,
+            bytes,
+            created: self.now,
+            class: Class::Shadow,
+            gid,
+        });
+        self.last_accept.push(0);
+        i
+    }
+
+    /// A fresh replica for node `n` sharing the memoizing checker.
+    pub(crate) fn new_replica(&mut self, n: u32) -> Option<Replica> {
+        let config = ate_protocol::Config {
+            hash_seed: Rng::derive(self.seed, 1_000_000 + u64::from(n)).next_u64(),
+            ..Default::default()
+        };
+        let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
+        match Replica::with_checker(&self.genesis, config, checker) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.violations
+                    .push(format!("node {n}: genesis refused: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Deterministic (platform-independent) estimate of the replicas' heap: the protocol's own
+    /// accounting of its structures plus body bytes.
+    pub(crate) fn replica_bytes(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.overhead_bytes() as u64 + r.body_bytes())
+            .sum()
+    }
+
+    pub(crate) fn new_world(sc: Scenario, seed: u64) -> World {
+        World {
+            sc,
+            seed,
+            now: 0,
+            queue: Queue::default(),
+            next_seq: 0,
+            rng: Rng::derive(seed, 0),
+            nodes: Vec::new(),
+            msgs: Vec::new(),
+            by_id: HashMap::new(),
+            invalid_ids: HashSet::new(),
+            genesis: Vec::new(),
+            checker: Arc::new(MemoCheck::default()),
+            counters: Counters::default(),
+            latencies: Vec::new(),
+            last_accept: Vec::new(),
+            violations: Vec::new(),
+            samples: Vec::new(),
+            loss: 0.0,
+            faults_on: true,
+            actions: Vec::new(),
+            actors: crate::actors::Actors::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_set_and_get() {
+        let mut b = Bits::default();
+        assert!(!b.get(130));
+        assert!(!b.set(130));
+        assert!(b.set(130));
+        assert!(b.get(130) && !b.get(129));
+    }
+}
