@@ -81,7 +81,9 @@ pub(crate) fn build_swarm(config: &NodeConfig) -> anyhow::Result<Swarm<Behaviour
                 identify::Behaviour::new(identify::Config::new("/ate/1".into(), key.public()));
             let sync = request_response::Behaviour::new(
                 [(PROTOCOL, ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
+                    .with_max_concurrent_streams(512),
             );
             Ok(Behaviour {
                 gossipsub,

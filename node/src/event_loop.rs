@@ -57,6 +57,9 @@ pub(crate) struct EventLoop {
     started: Instant,
     /// Requests in flight, for failure accounting.
     in_flight: HashMap<OutboundRequestId, ChainId>,
+    /// Peers found by mDNS, their addresses and when we last dialled them: dials can fail
+    /// (simultaneous dials, a listener not up yet) and mDNS reports a peer only once.
+    lan_peers: HashMap<libp2p::PeerId, (Vec<Multiaddr>, Instant)>,
 }
 
 /// libp2p peer ids ↔ the replicas' small peer numbers.
@@ -105,6 +108,7 @@ impl EventLoop {
             replica_config: config.replica.clone(),
             started: Instant::now(),
             in_flight: HashMap::new(),
+            lan_peers: HashMap::new(),
         })
     }
 
@@ -386,8 +390,22 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.on_gossip(e),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(e)) => self.on_sync(e),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
-                let addrs = found.into_iter().map(|(_, a)| a).collect();
+                let addrs = found.iter().map(|(_, a)| a.clone()).collect();
+                for (peer, addr) in found {
+                    let entry = self
+                        .lan_peers
+                        .entry(peer)
+                        .or_insert_with(|| (Vec::new(), Instant::now()));
+                    if !entry.0.contains(&addr) {
+                        entry.0.push(addr);
+                    }
+                }
                 self.dial(addrs);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Expired(gone))) => {
+                for (peer, _) in gone {
+                    self.lan_peers.remove(&peer);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
@@ -650,6 +668,7 @@ impl EventLoop {
     // ---- timers ----
 
     fn on_tick(&mut self) {
+        self.redial_lan_peers();
         let chains: Vec<ChainId> = self.chains.keys().copied().collect();
         for chain in chains {
             self.feed(chain, Input::Tick, None);
@@ -664,6 +683,28 @@ impl EventLoop {
         let wanted: Vec<ChainId> = self.wanted.iter().copied().collect();
         for chain in wanted {
             self.ask_for_genesis(chain);
+        }
+    }
+
+    /// Dials LAN peers we know of but are not connected to, at most every 2 s each.
+    fn redial_lan_peers(&mut self) {
+        let now = Instant::now();
+        let mut to_dial = Vec::new();
+        for (peer, (addrs, last)) in &mut self.lan_peers {
+            if !self.swarm.is_connected(peer) && now.duration_since(*last) >= Duration::from_secs(2)
+            {
+                *last = now;
+                to_dial.push((*peer, addrs.clone()));
+            }
+        }
+        for (peer, addrs) in to_dial {
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .build();
+            Metrics::add(&self.metrics.dials, 1);
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, "redial failed: {e}");
+            }
         }
     }
 

@@ -70,7 +70,27 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
             ca.submit(chain_id, batch.to_vec()).await?;
         }
         let submitted = start.elapsed();
-        mesh::wait_events(&cb, chain_id, a.events + 1, Duration::from_secs(600)).await?;
+        let mut last_report = Instant::now();
+        mesh::wait_for(Duration::from_secs(600), || {
+            let cb = cb.clone();
+            let show = !a.json && last_report.elapsed() > Duration::from_secs(5);
+            if show {
+                last_report = Instant::now();
+            }
+            async move {
+                let (len, pending, stats) = cb.read(chain_id, |r| (r.len(), r.pending_len(), r.stats().clone())).await.ok()?;
+                if show {
+                    let m = cb.metrics();
+                    eprintln!(
+                        "  node B: {len} events, {pending} pending, {} sync failures, {} sync bytes in; {stats:?}",
+                        m.sync_failures.load(Ordering::Relaxed),
+                        m.sync_in_bytes.load(Ordering::Relaxed)
+                    );
+                }
+                (len > a.events).then_some(())
+            }
+        })
+        .await?;
         let secs = start.elapsed().as_secs_f64();
         if !a.json {
             let mb = cb.metrics();

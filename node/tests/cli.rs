@@ -18,10 +18,10 @@ fn demo_converges_and_says_so() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("all three replicas converged"), "{stdout}");
+    assert!(stdout.contains("all three nodes converged"), "{stdout}");
     let digests: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("replica "))
+        .filter(|l| l.contains("view digest"))
         .map(|l| l.rsplit(' ').next().unwrap())
         .collect();
     assert_eq!(digests.len(), 3);

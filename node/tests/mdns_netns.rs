@@ -100,15 +100,25 @@ fn three_nodes_find_each_other_by_mdns_in_namespaces() {
         ));
     }
     for ns in NS {
-        wait_for(
-            &format!("{ns} to find 2 peers by mDNS"),
-            Duration::from_secs(30),
-            || {
-                let out = ate(Some(ns), &["status", "--json", "--api", api]);
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                (v["peers"].as_u64()? >= 2).then_some(())
-            },
-        );
+        let found = std::panic::catch_unwind(|| {
+            wait_for(
+                &format!("{ns} to find 2 peers by mDNS"),
+                Duration::from_secs(30),
+                || {
+                    let out = ate(Some(ns), &["status", "--json", "--api", api]);
+                    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                    (v["peers"].as_u64()? >= 2).then_some(())
+                },
+            )
+        });
+        if found.is_err() {
+            for n in NS {
+                let log = std::fs::read_to_string(dir.path().join(format!("{n}.log")))
+                    .unwrap_or_default();
+                eprintln!("---- {n} log ----\n{log}");
+            }
+            panic!("{ns} did not find both peers by mDNS");
+        }
     }
     let key = dir.path().join("root.key");
     ok(&ate(None, &["key", "new", key.to_str().unwrap()]));

@@ -47,6 +47,8 @@ pub struct Replica {
     /// Ids recently found invalid (bounded), so their dependents fail fast.
     invalid: VecDeque<EventId>,
     out: Vec<Output>,
+    /// Missing ids to ask each peer for, gathered during one `handle` call.
+    wants: std::collections::BTreeMap<PeerId, std::collections::BTreeSet<EventId>>,
 }
 
 const MAX_REMEMBERED_INVALID: usize = 4096;
@@ -122,6 +124,7 @@ impl Replica {
             equivocations: Vec::new(),
             invalid: VecDeque::new(),
             out: Vec::new(),
+            wants: Default::default(),
         })
     }
 
@@ -152,6 +155,7 @@ impl Replica {
             Input::PeerDown(_) => {}
             Input::Tick => self.on_tick(now),
         }
+        self.flush_wants();
         std::mem::take(&mut self.out)
     }
 
@@ -267,23 +271,18 @@ impl Replica {
             }
             match self.check_deps(&ev) {
                 Deps::Missing(missing) => {
-                    let full = self.pending.len() >= self.config.max_pending_events
-                        || self.pending.bytes + bytes.len() > self.config.max_pending_bytes;
-                    if full {
+                    if !self.make_room(ev.header.clock, &id, bytes.len()) {
                         self.verdict(from, Some(id), Verdict::Overloaded);
                         continue;
                     }
                     if let Some(peer) = from {
-                        let ids: Vec<EventId> = missing
-                            .iter()
-                            .filter(|m| !self.pending.is_awaited(m))
-                            .copied()
-                            .collect();
-                        if !ids.is_empty() {
-                            self.out.push(Output::Send {
-                                to: peer,
-                                msg: SyncMsg::GetEvents { ids },
-                            });
+                        for m in &missing {
+                            // Ids already waiting here will be accepted with them.
+                            if !self.pending.contains(m)
+                                && self.pending.should_request(m, now, self.config.refetch_ms)
+                            {
+                                self.wants.entry(peer).or_default().insert(*m);
+                            }
                         }
                     }
                     self.pending.add(
@@ -322,6 +321,25 @@ impl Replica {
                         }
                     }
                 },
+            }
+        }
+    }
+
+    /// Makes room in the pending buffer for an event of `clock`: when full, the newest waiting
+    /// event is evicted if it is newer than this one; otherwise this one is refused.
+    fn make_room(&mut self, clock: u64, id: &EventId, size: usize) -> bool {
+        loop {
+            let full = self.pending.len() >= self.config.max_pending_events
+                || self.pending.bytes + size > self.config.max_pending_bytes;
+            if !full {
+                return true;
+            }
+            match self.pending.newest() {
+                Some(newest) if newest > (clock, *id) => {
+                    self.pending.evict(&newest.1);
+                    self.stats.pending_dropped += 1;
+                }
+                _ => return false,
             }
         }
     }
@@ -618,6 +636,27 @@ impl Replica {
     fn on_tick(&mut self, now: Millis) {
         let dropped = self.pending.expire(now, self.config.pending_timeout_ms);
         self.stats.pending_dropped += dropped as u64;
+        // Ask again for what a lost request or response never brought.
+        let max = self.config.max_get_ids * 4;
+        for (peer, id) in self.pending.refetch(now, self.config.refetch_ms, max) {
+            self.wants.entry(peer).or_default().insert(id);
+        }
+    }
+
+    /// Turns the ids wanted during this call into one `GetEvents` per peer (chunked), so a
+    /// burst of out-of-order events costs a few requests, not one each.
+    fn flush_wants(&mut self) {
+        for (peer, ids) in std::mem::take(&mut self.wants) {
+            let ids: Vec<EventId> = ids.into_iter().collect();
+            for chunk in ids.chunks(self.config.max_get_ids.max(1)) {
+                self.out.push(Output::Send {
+                    to: peer,
+                    msg: SyncMsg::GetEvents {
+                        ids: chunk.to_vec(),
+                    },
+                });
+            }
+        }
     }
 }
 

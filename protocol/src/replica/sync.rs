@@ -68,6 +68,10 @@ impl Replica {
             .filter_map(|h| self.dag.slot(h))
             .collect();
         let mut seen = vec![false; self.dag.len()];
+        // The peer follows this chain, so it has the genesis (slot 0).
+        if let Some(g) = seen.first_mut() {
+            *g = true;
+        }
         let mut stack = known;
         while let Some(s) = stack.pop() {
             if std::mem::replace(&mut seen[s as usize], true) {

@@ -244,6 +244,9 @@ pub struct Config {
     pub sync_batch_bytes: usize,
     /// At most this many ids per `GetEvents`.
     pub max_get_ids: usize,
+    /// A missing id not arrived this long after it was asked for is asked for again (on
+    /// `Tick`), so a lost request or response cannot stall the pending buffer.
+    pub refetch_ms: Millis,
     /// Seed of the id index hasher (pass randomness in; the simulator passes a node seed).
     pub hash_seed: u64,
 }
@@ -257,6 +260,7 @@ impl Default for Config {
             sync_batch_events: 4096,
             sync_batch_bytes: 1 << 20,
             max_get_ids: 1024,
+            refetch_ms: 2_000,
             hash_seed: 0x5eed_a7e0,
         }
     }

@@ -275,3 +275,101 @@ fn the_genesis_coming_back_in_sync_is_a_duplicate_not_an_error() {
     assert_eq!(gossip_bytes(&mut r, g), Verdict::Duplicate);
     assert!(r.stats().rejected.is_empty());
 }
+
+#[test]
+fn a_full_pending_buffer_recovers_through_heads_exchange() {
+    let (g, mut src) = chain();
+    let root = writer(1);
+    let mut evs = Vec::new();
+    for i in 0..600 {
+        evs.push(put(&mut src, &root, &format!("k{}", i % 13), json!(i)));
+    }
+    let config = Config {
+        max_pending_events: 50,
+        sync_batch_events: 64,
+        ..Config::default()
+    };
+    let mut dst = Replica::new(&g, config).unwrap();
+    // Gossip loses event 10; everything after it piles up and overflows the buffer.
+    for (i, e) in evs.iter().enumerate() {
+        if i != 10 {
+            let _ = gossip(&mut dst, e);
+        }
+    }
+    assert_eq!(dst.len(), 11);
+    assert_eq!(dst.pending_len(), 50);
+    let mut to_src = dst.handle(0, Input::PeerUp(PeerId(1)));
+    let mut rounds = 0;
+    while !to_src.is_empty() {
+        rounds += 1;
+        assert!(rounds < 100, "sync does not terminate");
+        let mut to_dst = Vec::new();
+        for o in to_src {
+            if let Output::Send { msg, .. } = o {
+                to_dst.extend(src.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(2),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src = Vec::new();
+        for o in to_dst {
+            if let Output::Send { msg, .. } = o {
+                to_src.extend(dst.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(1),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src.retain(|o| matches!(o, Output::Send { .. }));
+    }
+    assert_eq!(dst.event_ids(), src.event_ids());
+    assert_eq!(dst.pending_len(), 0);
+    assert_eq!(dst.view().digest(), src.view().digest());
+}
+
+#[test]
+fn lost_fetches_are_asked_again_on_tick_and_coalesced() {
+    let (g, mut src) = chain();
+    let root = writer(1);
+    let evs: Vec<_> = (0..5)
+        .map(|i| put(&mut src, &root, "k", json!(i)))
+        .collect();
+    let mut dst = Replica::new(&g, Config::default()).unwrap();
+    // Four out-of-order events in one batch: one request for the one missing id.
+    let batch: Vec<Vec<u8>> = evs[1..].iter().map(|e| e.encode()).collect();
+    let out = dst.handle(
+        0,
+        Input::Fetched {
+            from: PEER,
+            events: batch,
+        },
+    );
+    let asks: Vec<&SyncMsg> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        asks,
+        vec![&SyncMsg::GetEvents {
+            ids: vec![evs[0].id]
+        }]
+    );
+    // The answer is lost. Before refetch_ms nothing is re-sent; after it, the ask repeats.
+    let quiet = dst.handle(1_000, Input::Tick);
+    assert!(!quiet.iter().any(|o| matches!(o, Output::Send { .. })));
+    let again = dst.handle(2_500, Input::Tick);
+    assert!(again.iter().any(|o| matches!(o, Output::Send { msg: SyncMsg::GetEvents { ids }, .. } if ids == &vec![evs[0].id])));
+    assert_eq!(gossip(&mut dst, &evs[0]), Verdict::Valid);
+    assert_eq!(dst.pending_len(), 0);
+    assert_eq!(dst.len(), 6);
+}
