@@ -37,6 +37,24 @@ async fn pair() -> (Node, Node, Vec<Multiaddr>) {
     (a, b, addrs)
 }
 
+/// A local replica holding everything `node` has of `chain` now.
+async fn copy_of(node: &Node, chain: ChainId, genesis: &[u8]) -> Replica {
+    let client = node.client();
+    let all = client
+        .read(chain, |r| {
+            r.event_ids()
+                .into_iter()
+                .filter_map(|id| r.event(&id))
+                .map(|e| e.encode())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+    let mut copy = Replica::new(genesis, Config::default()).unwrap();
+    let _ = copy.handle(0, Input::Replay(all));
+    copy
+}
+
 async fn submit(node: &Node, chain: ChainId, ev: Event) -> Verdict {
     node.client()
         .submit(chain, vec![ev])
@@ -75,15 +93,7 @@ async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
     assert_eq!(submit(&a, chain, gr.await.unwrap()).await, Verdict::Valid);
     // A local copy of the chain where the grant is known but not the revocation: the
     // revoked writer builds its event there (a blind branch).
-    let mut blind = Replica::new(&g.encode(), Config::default()).unwrap();
-    let all = ca.read(chain, |r| {
-        r.event_ids()
-            .into_iter()
-            .filter_map(|id| r.event(&id))
-            .map(|e| e.encode())
-            .collect::<Vec<_>>()
-    });
-    let _ = blind.handle(0, Input::Replay(all.await.unwrap()));
+    let blind = copy_of(&a, chain, &g.encode()).await;
     let rv = ca.read(chain, {
         let root = root.clone();
         let who = w.public();
@@ -102,15 +112,7 @@ async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
     // Forged events: no grant at all, and the revoked writer on top of the revocation.
     let stranger = Writer::new(SecretKey::from_seed([3; 32]));
     let f1 = stranger.put_json(&blind, "k", &serde_json::json!("stranger"), 0);
-    let mut current = Replica::new(&g.encode(), Config::default()).unwrap();
-    let all = ca.read(chain, |r| {
-        r.event_ids()
-            .into_iter()
-            .filter_map(|id| r.event(&id))
-            .map(|e| e.encode())
-            .collect::<Vec<_>>()
-    });
-    let _ = current.handle(0, Input::Replay(all.await.unwrap()));
+    let current = copy_of(&a, chain, &g.encode()).await;
     let f2 = w.put_json(&current, "k", &serde_json::json!("revoked"), 0);
     let forged = [f1.id, f2.id];
 

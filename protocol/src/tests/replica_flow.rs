@@ -144,37 +144,7 @@ fn late_joiner_catches_up_through_heads_exchange() {
     let mut src_cfg = Replica::new(&g, config).unwrap();
     sync_into(&mut src_cfg, &src);
     // dst says hello; messages bounce until nothing is left to say.
-    let mut to_src = dst.handle(0, Input::PeerUp(PeerId(1)));
-    let mut rounds = 0;
-    while !to_src.is_empty() {
-        rounds += 1;
-        assert!(rounds < 20, "sync does not terminate");
-        let mut to_dst = Vec::new();
-        for o in to_src {
-            if let Output::Send { msg, .. } = o {
-                to_dst.extend(src_cfg.handle(
-                    0,
-                    Input::Sync {
-                        from: PeerId(2),
-                        msg,
-                    },
-                ));
-            }
-        }
-        to_src = Vec::new();
-        for o in to_dst {
-            if let Output::Send { msg, .. } = o {
-                to_src.extend(dst.handle(
-                    0,
-                    Input::Sync {
-                        from: PeerId(1),
-                        msg,
-                    },
-                ));
-            }
-        }
-        to_src.retain(|o| matches!(o, Output::Send { .. }));
-    }
+    let rounds = catch_up(&mut dst, &mut src_cfg, 20);
     assert_eq!(dst.event_ids(), src.event_ids());
     assert_eq!(dst.view().digest(), src.view().digest());
     assert!(
@@ -298,37 +268,7 @@ fn a_full_pending_buffer_recovers_through_heads_exchange() {
     }
     assert_eq!(dst.len(), 11);
     assert_eq!(dst.pending_len(), 50);
-    let mut to_src = dst.handle(0, Input::PeerUp(PeerId(1)));
-    let mut rounds = 0;
-    while !to_src.is_empty() {
-        rounds += 1;
-        assert!(rounds < 100, "sync does not terminate");
-        let mut to_dst = Vec::new();
-        for o in to_src {
-            if let Output::Send { msg, .. } = o {
-                to_dst.extend(src.handle(
-                    0,
-                    Input::Sync {
-                        from: PeerId(2),
-                        msg,
-                    },
-                ));
-            }
-        }
-        to_src = Vec::new();
-        for o in to_dst {
-            if let Output::Send { msg, .. } = o {
-                to_src.extend(dst.handle(
-                    0,
-                    Input::Sync {
-                        from: PeerId(1),
-                        msg,
-                    },
-                ));
-            }
-        }
-        to_src.retain(|o| matches!(o, Output::Send { .. }));
-    }
+    catch_up(&mut dst, &mut src, 100);
     assert_eq!(dst.event_ids(), src.event_ids());
     assert_eq!(dst.pending_len(), 0);
     assert_eq!(dst.view().digest(), src.view().digest());
@@ -372,4 +312,41 @@ fn lost_fetches_are_asked_again_on_tick_and_coalesced() {
     assert_eq!(gossip(&mut dst, &evs[0]), Verdict::Valid);
     assert_eq!(dst.pending_len(), 0);
     assert_eq!(dst.len(), 6);
+}
+
+/// `dst` says hello to `src`; sync messages bounce until neither has anything to say.
+/// Returns the number of round trips; fails if it takes `max_rounds` or more.
+fn catch_up(dst: &mut Replica, src: &mut Replica, max_rounds: usize) -> usize {
+    let mut to_src = dst.handle(0, Input::PeerUp(PeerId(1)));
+    let mut rounds = 0;
+    while !to_src.is_empty() {
+        rounds += 1;
+        assert!(rounds < max_rounds, "sync does not terminate");
+        let mut to_dst = Vec::new();
+        for o in to_src {
+            if let Output::Send { msg, .. } = o {
+                to_dst.extend(src.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(2),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src = Vec::new();
+        for o in to_dst {
+            if let Output::Send { msg, .. } = o {
+                to_src.extend(dst.handle(
+                    0,
+                    Input::Sync {
+                        from: PeerId(1),
+                        msg,
+                    },
+                ));
+            }
+        }
+        to_src.retain(|o| matches!(o, Output::Send { .. }));
+    }
+    rounds
 }
