@@ -181,19 +181,18 @@ impl Trust {
         let Some(grants) = self.grants_to.get(author) else {
             return false;
         };
-        let revokes: Vec<u32> = ctx
-            .revokes_of
-            .get(author)
-            .map(|rs| {
-                rs.iter()
-                    .copied()
-                    .filter(|&r| match &self.admins[r as usize].kind {
-                        AdminKind::Revoke { scope, .. } => target.cut_by(scope),
-                        _ => false,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Effective revocations of this author that touch the target (usually none: this is
+        // on every put's path, so no allocation).
+        let all_revokes: &[u32] = ctx.revokes_of.get(author).map_or(&[], Vec::as_slice);
+        let revokes = || {
+            all_revokes
+                .iter()
+                .copied()
+                .filter(|&r| match &self.admins[r as usize].kind {
+                    AdminKind::Revoke { scope, .. } => target.cut_by(scope),
+                    _ => false,
+                })
+        };
         grants.iter().any(|&g| {
             let ge = &self.admins[g as usize];
             let AdminKind::Grant { scope, rights, .. } = &ge.kind else {
@@ -203,9 +202,7 @@ impl Trust {
                 && *rights >= need
                 && target.covered_by(scope)
                 && sets.contains(at_set, g)
-                && revokes
-                    .iter()
-                    .all(|&r| sets.contains(ge.own_set, r) || y_seen_by(r))
+                && revokes().all(|r| sets.contains(ge.own_set, r) || y_seen_by(r))
         })
     }
 
