@@ -46,11 +46,16 @@ pub enum Error {
     Refused(String),
 }
 
-/// A fresh secret key from the OS RNG.
-pub fn random_key() -> std::io::Result<SecretKey> {
+/// 32 bytes from the OS RNG.
+fn os_random() -> std::io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
-    Ok(SecretKey::from_seed(seed))
+    Ok(seed)
+}
+
+/// A fresh secret key from the OS RNG.
+pub fn random_key() -> std::io::Result<SecretKey> {
+    os_random().map(SecretKey::from_seed)
 }
 
 /// A chain on an in-process node, with a writer key.
@@ -64,17 +69,16 @@ pub struct Chain {
 impl Chain {
     /// Creates a chain whose root is `key`, on `node`.
     pub async fn create(node: &Node, name: &str, key: SecretKey) -> Result<Chain, Error> {
-        let mut seed = [0u8; 8];
-        let _ = std::io::Read::read_exact(
-            &mut std::fs::File::open("/dev/urandom").map_err(|e| Error::Refused(e.to_string()))?,
-            &mut seed,
-        );
+        let seed =
+            os_random().map_err(|e| Error::Refused(format!("cannot read the OS RNG: {e}")))?;
+        let mut nonce = [0u8; 8];
+        nonce.copy_from_slice(&seed[..8]);
         let g = ate_protocol::genesis(
             name,
             &key,
             &[],
             Default::default(),
-            u64::from_le_bytes(seed),
+            u64::from_le_bytes(nonce),
             now_ms(),
         );
         let id = node.client().create_chain(g.encode()).await?;
