@@ -8,6 +8,11 @@
 //! of bare slots hashed with a seeded hasher, so it costs ~5 bytes per event and an adversary
 //! who does not know the seed cannot aim collisions at it.
 //!
+//! Bodies can be absent: compaction drops the bodies of superseded versions, and a peer that
+//! compacted serves those events without them. Such a slot keeps its header fields and
+//! signature like any other; the body hash it can no longer compute is kept in a small sorted
+//! side table ([`Pruned`]), so only body-less events pay for it.
+//!
 //! Each event also records the interned set of *admin events* (genesis, grants, revokes) in its
 //! causal past (see `admin_sets`). Grants and revokes are rare, so these sets are few and shared;
 //! with them "is this grant an ancestor of that event?" is a binary search instead of a walk.
@@ -47,6 +52,19 @@ pub(crate) struct Meta {
     pub(crate) kind: BodyKind,
     /// Whether a put currently has effect in the view.
     pub(crate) effective: bool,
+    /// Whether the body is stored (false once compacted away, or if it arrived without one).
+    pub(crate) has_body: bool,
+}
+
+/// What is kept of an event whose body is gone: the body hash (to rebuild the header) and,
+/// when this replica knew the body, the record links the view still needs (`previous` slot
+/// and record `seq`; `NONE` and 0 when the event arrived without its body).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pruned {
+    pub(crate) slot: Slot,
+    pub(crate) previous: Slot,
+    pub(crate) seq: u64,
+    pub(crate) body_hash: [u8; 32],
 }
 
 /// A known author: the key, its decompressed form (decompression is slow, do it once), and
@@ -208,6 +226,8 @@ pub(crate) struct Dag {
     /// Events without children, by id (deterministic order).
     pub(crate) heads: std::collections::BTreeSet<EventId>,
     pub(crate) body_bytes: u64,
+    /// Body-less events, sorted by slot.
+    pruned: Vec<Pruned>,
 }
 
 impl Dag {
@@ -227,6 +247,7 @@ impl Dag {
             admin_sets,
             heads: Default::default(),
             body_bytes: 0,
+            pruned: Vec::new(),
         }
     }
 
@@ -259,13 +280,84 @@ impl Dag {
         &self.parent_slots[at..at + m.parents_len as usize]
     }
 
+    /// The body bytes; empty when the body is not stored.
     pub(crate) fn body_bytes(&self, slot: Slot) -> &[u8] {
         let m = &self.meta[slot as usize];
+        if !m.has_body {
+            return &[];
+        }
         self.arena.get(m.body_at, m.body_len)
+    }
+
+    pub(crate) fn has_body(&self, slot: Slot) -> bool {
+        self.meta[slot as usize].has_body
+    }
+
+    /// What is kept of a body-less event.
+    pub(crate) fn pruned(&self, slot: Slot) -> Option<&Pruned> {
+        let i = self.pruned.binary_search_by_key(&slot, |p| p.slot).ok()?;
+        self.pruned.get(i)
+    }
+
+    /// Number of body-less events.
+    pub(crate) fn pruned_len(&self) -> usize {
+        self.pruned.len()
+    }
+
+    /// Drops the bodies of `drop` (slots that have one; each with the record links the view
+    /// keeps), then rewrites the arena without them. Returns the body bytes freed.
+    pub(crate) fn prune(&mut self, drop: &[(Slot, Slot, u64)]) -> u64 {
+        let mut freed = 0u64;
+        for &(slot, previous, seq) in drop {
+            let Some(m) = self.meta.get(slot as usize) else {
+                continue;
+            };
+            if !m.has_body {
+                continue;
+            }
+            let body_hash = *blake3::hash(self.arena.get(m.body_at, m.body_len)).as_bytes();
+            freed += u64::from(m.body_len);
+            self.pruned.push(Pruned {
+                slot,
+                previous,
+                seq,
+                body_hash,
+            });
+            let m = &mut self.meta[slot as usize];
+            m.has_body = false;
+            m.body_len = 0;
+            m.body_at = 0;
+        }
+        self.pruned.sort_unstable_by_key(|p| p.slot);
+        self.pruned.dedup_by_key(|p| p.slot);
+        // Rewrite the arena so the memory is really given back (chunks are never reused).
+        let mut arena = Arena::default();
+        for m in &mut self.meta {
+            if m.has_body {
+                m.body_at = arena.push(self.arena.get(m.body_at, m.body_len));
+            }
+        }
+        self.arena = arena;
+        self.body_bytes -= freed;
+        freed
     }
 
     pub(crate) fn body(&self, slot: Slot) -> Option<Body> {
         postcard::from_bytes(self.body_bytes(slot)).ok()
+    }
+
+    /// A put's record links: the slot of its `previous` (`NONE` for a first version, or when
+    /// unknown) and its record seq, read from the body or from what was kept when it was
+    /// pruned.
+    pub(crate) fn put_links(&self, slot: Slot) -> (Slot, u64) {
+        match self.body(slot) {
+            Some(Body::Put(p)) => (
+                p.previous.and_then(|q| self.slot(&q)).unwrap_or(NONE),
+                p.seq,
+            ),
+            Some(_) => (NONE, 0),
+            None => self.pruned(slot).map_or((NONE, 0), |p| (p.previous, p.seq)),
+        }
     }
 
     pub(crate) fn author_key(&self, slot: Slot) -> PublicKey {
@@ -305,8 +397,19 @@ impl Dag {
             effective,
         } = at;
         let slot = self.ids.len() as Slot;
-        let body_at = self.arena.push(&ev.body_bytes);
-        self.body_bytes += ev.body_bytes.len() as u64;
+        let has_body = ev.body.is_some();
+        let body: &[u8] = if has_body { &ev.body_bytes } else { &[] };
+        let body_at = if has_body { self.arena.push(body) } else { 0 };
+        self.body_bytes += body.len() as u64;
+        if !has_body {
+            // Slots only grow, so pushing keeps the table sorted.
+            self.pruned.push(Pruned {
+                slot,
+                previous: NONE,
+                seq: 0,
+                body_hash: ev.header.body_hash,
+            });
+        }
         let parents_at = self.parent_slots.len() as u32;
         self.parent_slots.extend_from_slice(parents);
         self.ids.push(ev.id);
@@ -319,13 +422,14 @@ impl Dag {
             author,
             prev,
             parents_at,
-            body_len: ev.body_bytes.len() as u32,
+            body_len: body.len() as u32,
             admin_set,
             aux,
             next_by_author: NONE,
             parents_len: parents.len() as u8,
             kind: ev.header.body_kind,
             effective,
+            has_body,
         });
         let hasher = &self.hasher;
         let ids = &self.ids;
@@ -384,7 +488,11 @@ impl Dag {
                 .collect(),
             clock: m.clock,
             time_ms: m.time_ms,
-            body_hash: *blake3::hash(self.body_bytes(slot)).as_bytes(),
+            body_hash: if m.has_body {
+                *blake3::hash(self.body_bytes(slot)).as_bytes()
+            } else {
+                self.pruned(slot).map_or([0; 32], |p| p.body_hash)
+            },
             body_kind: m.kind,
         }
     }
@@ -392,11 +500,16 @@ impl Dag {
     /// Rebuilds the full event (for serving peers and persistence).
     pub(crate) fn event(&self, slot: Slot) -> Event {
         let body_bytes = self.body_bytes(slot).to_vec();
+        let body = if self.has_body(slot) {
+            postcard::from_bytes(&body_bytes).ok()
+        } else {
+            None
+        };
         Event {
             id: self.ids[slot as usize],
             header: self.header(slot),
             sig: self.sigs[slot as usize],
-            body: postcard::from_bytes(&body_bytes).ok(),
+            body,
             body_bytes,
         }
     }
@@ -442,5 +555,6 @@ impl Dag {
             + self.author_index.capacity() * 40
             + self.admin_sets.heap_bytes()
             + self.heads.len() * 48
+            + self.pruned.capacity() * std::mem::size_of::<Pruned>()
     }
 }

@@ -39,8 +39,8 @@ pub use ids::{ChainId, EventId, IdParseError, PeerId, PublicKey, SecretKey, Sign
 pub use queries::{Version, ViewRef};
 pub use query::{Condition, Order, QueryError};
 pub use replica::{
-    ChangeKind, Config, Equivocation, Input, Millis, Output, Reason, Replica, Stats, SyncMsg,
-    Verdict, ViewChange,
+    ChangeKind, Compaction, Config, Equivocation, Input, Millis, Output, Reason, Replica, Stats,
+    SyncMsg, Verdict, ViewChange,
 };
 pub use serde_json;
 

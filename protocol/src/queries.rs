@@ -40,6 +40,10 @@ pub struct Version {
     pub latest: bool,
     /// Whether its record has concurrent versions (a fork).
     pub conflict: bool,
+    /// The body was compacted away (the version was superseded): the header, signature, key
+    /// and seq are known, the value is not (`value` is `None`, `deleted` is false).
+    #[serde(default)]
+    pub compacted: bool,
 }
 
 /// Owned row data that [`query::Row`]s borrow from.
@@ -93,19 +97,24 @@ impl<'a> ViewRef<'a> {
         if m.kind != BodyKind::Put {
             return None;
         }
-        let Some(Body::Put(p)) = dag.body(slot) else {
-            return None;
-        };
         let rec = self.replica.view.records.get(m.aux as usize)?;
-        let (value, deleted) = match p.value {
-            PutValue::Json(text) => (serde_json::from_str(&text).ok(), false),
-            PutValue::Tombstone => (None, true),
+        let (key, seq, value, deleted) = match dag.body(slot) {
+            Some(Body::Put(p)) => {
+                let (value, deleted) = match p.value {
+                    PutValue::Json(text) => (serde_json::from_str(&text).ok(), false),
+                    PutValue::Tombstone => (None, true),
+                };
+                (p.key, p.seq, value, deleted)
+            }
+            Some(_) => return None,
+            // Compacted: the view kept the key, the pruned table the seq.
+            None => (rec.key.to_string(), dag.pruned(slot)?.seq, None, false),
         };
         Some(Version {
             id: dag.id(slot),
             record: dag.id(rec.first),
-            key: p.key,
-            seq: p.seq,
+            key,
+            seq,
             author: dag.author_key(slot),
             clock: m.clock,
             time_ms: m.time_ms,
@@ -114,6 +123,7 @@ impl<'a> ViewRef<'a> {
             effective: m.effective,
             latest: rec.latest == slot,
             conflict: self.replica.view.has_conflict(m.aux),
+            compacted: !dag.has_body(slot),
         })
     }
 
@@ -146,7 +156,10 @@ impl<'a> ViewRef<'a> {
             .collect()
     }
 
-    /// A version by its event id (effective or not; see [`Version::effective`]).
+    /// A version by its event id (effective or not; see [`Version::effective`]). A version whose
+    /// body was compacted here comes back with [`Version::compacted`] set; one this replica
+    /// received without its body (from a peer that compacted) is outside the view: `None`, and
+    /// [`Replica::has_body`] says `Some(false)`.
     pub fn get_by_id(&self, id: &EventId) -> Option<Version> {
         self.version(self.replica.dag.slot(id)?)
     }

@@ -267,6 +267,42 @@ impl Trust {
         self.authorized(sets, ctx, q, &|_| false)
     }
 
+    /// Acceptance of a put that arrived without its body (a peer compacted it away): its key
+    /// is unknown, so the most that can be checked is that `author` may write *some* key in
+    /// this causal past — it is a root, or it may still write the scope of a grant it holds
+    /// there. Every replica applies the same rule to a body-less event, so they agree; such a
+    /// put never has effect where its body is missing.
+    pub(crate) fn may_write_somewhere(
+        &mut self,
+        sets: &AdminSets,
+        author: &PublicKey,
+        at_set: u32,
+    ) -> bool {
+        if self.is_root(author) {
+            return true;
+        }
+        let scopes: Vec<String> = self
+            .grants_to
+            .get(author)
+            .into_iter()
+            .flatten()
+            .filter(|&&g| sets.contains(at_set, g))
+            .filter_map(|&g| match &self.admins.get(g as usize)?.kind {
+                AdminKind::Grant { scope, .. } => Some(scope.clone()),
+                _ => None,
+            })
+            .collect();
+        scopes.iter().any(|scope| {
+            let q = Question {
+                author,
+                target: Target::Key(scope),
+                need: Rights::Write,
+                at_set,
+            };
+            self.may(sets, q)
+        })
+    }
+
     /// Recomputes the global authority state after a new admin event. Returns the keys whose
     /// writes may have changed effect (empty when nothing changed).
     pub(crate) fn recompute_global(&mut self, sets: &AdminSets) -> Vec<PublicKey> {

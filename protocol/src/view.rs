@@ -12,8 +12,18 @@
 //!   whose latest version has the highest `(clock, id)`; the other stays listed.
 //!
 //! The view stores slots only (4 bytes per version); values are decoded from the DAG's body
-//! arena when a query reads them. Each record keeps a count and a sum (mod 2^256) of its
-//! effective version ids, so [`View::digest`] costs one pass over records, not versions.
+//! arena when a query reads them.
+//!
+//! Compaction drops the bodies of superseded versions (effective versions with an effective
+//! successor). The replica that compacts keeps their record links, so its view is unchanged;
+//! a replica that receives such a version *without* its body cannot know its key, so the
+//! version stays out of its view, and a later version naming it as `previous` starts a
+//! record of its own there (its prefix is then the oldest version that replica can see). What
+//! both still know exactly are the *leaves* — the effective versions without an effective
+//! successor, which compaction never touches — and from them every key's latest version. So
+//! [`View::digest`] hashes, per key, its leaves and the version the key resolves to: on full
+//! replicas the leaves determine every effective version (all others are their ancestors
+//! through `previous`), and the digest does not depend on which bodies are present.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +43,6 @@ pub(crate) struct Record {
     /// The latest version, `NONE` if no version has effect.
     pub(crate) latest: Slot,
     latest_seq: u64,
-    effective: u32,
-    id_sum: [u64; 4],
 }
 
 /// The view of one chain.
@@ -45,36 +53,8 @@ pub(crate) struct View {
     pub(crate) keys: BTreeMap<Box<str>, Vec<u32>>,
 }
 
-fn add_id(sum: &mut [u64; 4], id: &EventId, negate: bool) {
-    let mut carry = 0u64;
-    let mut borrow = 0u64;
-    for (i, limb) in sum.iter_mut().enumerate() {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&id.0[i * 8..i * 8 + 8]);
-        let x = u64::from_le_bytes(b);
-        if negate {
-            let (d1, o1) = limb.overflowing_sub(x);
-            let (d2, o2) = d1.overflowing_sub(borrow);
-            *limb = d2;
-            borrow = u64::from(o1 || o2);
-        } else {
-            let (s1, o1) = limb.overflowing_add(x);
-            let (s2, o2) = s1.overflowing_add(carry);
-            *limb = s2;
-            carry = u64::from(o1 || o2);
-        }
-    }
-}
-
 fn rank(dag: &Dag, s: Slot) -> (u64, EventId) {
     (dag.meta(s).clock, dag.id(s))
-}
-
-fn record_seq(dag: &Dag, s: Slot) -> u64 {
-    match dag.body(s) {
-        Some(crate::event::Body::Put(p)) => p.seq,
-        _ => 0,
-    }
 }
 
 impl View {
@@ -88,30 +68,32 @@ impl View {
         previous: Slot,
         seq: u64,
     ) -> u32 {
-        let rec = if previous == NONE {
-            let r = self.records.len() as u32;
-            self.records.push(Record {
-                key: key.into(),
-                first: slot,
-                versions: Vec::new(),
-                leaves: Vec::new(),
-                latest: NONE,
-                latest_seq: 0,
-                effective: 0,
-                id_sum: [0; 4],
-            });
-            self.keys.entry(key.into()).or_default().push(r);
-            r
-        } else {
-            dag.meta(previous).aux
+        // A version whose previous is not in the view (it arrived without its body, so its
+        // key is unknown here) starts a record of its own.
+        let known = (previous != NONE)
+            .then(|| dag.meta(previous).aux)
+            .filter(|&r| (r as usize) < self.records.len());
+        let rec = match known {
+            Some(r) => r,
+            None => {
+                let r = self.records.len() as u32;
+                self.records.push(Record {
+                    key: key.into(),
+                    first: slot,
+                    versions: Vec::new(),
+                    leaves: Vec::new(),
+                    latest: NONE,
+                    latest_seq: 0,
+                });
+                self.keys.entry(key.into()).or_default().push(r);
+                r
+            }
         };
         let Some(record) = self.records.get_mut(rec as usize) else {
             return rec;
         };
         record.versions.push(slot);
         if dag.meta(slot).effective {
-            record.effective += 1;
-            add_id(&mut record.id_sum, &dag.id(slot), false);
             // A fresh version has no successor yet; it replaces its previous as a leaf.
             record.leaves.retain(|&l| l != previous);
             record.leaves.push(slot);
@@ -125,8 +107,9 @@ impl View {
         rec
     }
 
-    /// Recomputes a record after versions changed effect (rare: revocations).
-    pub(crate) fn rebuild(&mut self, dag: &Dag, rec: u32, previous_of: &dyn Fn(Slot) -> Slot) {
+    /// Recomputes a record after versions changed effect (rare: revocations). `links` gives a
+    /// version's previous slot and record seq.
+    pub(crate) fn rebuild(&mut self, dag: &Dag, rec: u32, links: &dyn Fn(Slot) -> (Slot, u64)) {
         let Some(record) = self.records.get_mut(rec as usize) else {
             return;
         };
@@ -138,15 +121,10 @@ impl View {
             .collect();
         let mut has_successor = std::collections::HashSet::new();
         for &s in &effective {
-            let p = previous_of(s);
+            let (p, _) = links(s);
             if p != NONE {
                 has_successor.insert(p);
             }
-        }
-        record.effective = effective.len() as u32;
-        record.id_sum = [0; 4];
-        for &s in &effective {
-            add_id(&mut record.id_sum, &dag.id(s), false);
         }
         record.leaves = effective
             .iter()
@@ -155,7 +133,7 @@ impl View {
             .collect();
         let best = effective
             .iter()
-            .map(|&s| (record_seq(dag, s), rank(dag, s), s))
+            .map(|&s| (links(s).1, rank(dag, s), s))
             .max();
         (record.latest_seq, record.latest) = best.map_or((0, NONE), |(q, _, s)| (q, s));
     }
@@ -170,6 +148,22 @@ impl View {
             .max_by_key(|&r| rank(dag, self.records[r as usize].latest))
     }
 
+    /// Versions compaction may drop the body of, by slot: effective versions with an effective
+    /// successor (not leaves) whose body is still here. Leaves — every record's latest version
+    /// among them, tombstones included — and versions without effect (a later revocation
+    /// elsewhere can restore them) keep their bodies.
+    pub(crate) fn superseded(&self, dag: &Dag) -> Vec<Slot> {
+        let mut out = Vec::new();
+        for r in &self.records {
+            out.extend(r.versions.iter().copied().filter(|&s| {
+                let m = dag.meta(s);
+                m.effective && m.has_body && !r.leaves.contains(&s)
+            }));
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// Whether a record has a fork (more than one leaf).
     pub(crate) fn has_conflict(&self, rec: u32) -> bool {
         self.records
@@ -177,22 +171,30 @@ impl View {
             .is_some_and(|r| r.leaves.len() > 1)
     }
 
-    /// A hash of the whole view; equal on two nodes iff their views are equal.
+    /// A hash of the whole view; equal on two nodes iff their views are equal. Per key (in key
+    /// order): the key, its leaves (effective versions without an effective successor, by id)
+    /// and the version the key resolves to. See the module doc for why this and no more.
     pub(crate) fn digest(&self, dag: &Dag) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_derive_key("ate v1 view digest");
+        let mut h = blake3::Hasher::new_derive_key("ate v2 view digest");
+        let mut leaves: Vec<EventId> = Vec::new();
         for (key, recs) in &self.keys {
-            let mut recs: Vec<&Record> = recs.iter().map(|&r| &self.records[r as usize]).collect();
-            recs.sort_by_key(|r| dag.id(r.first));
-            for r in recs.into_iter().filter(|r| r.effective > 0) {
-                h.update(&(key.len() as u64).to_le_bytes());
-                h.update(key.as_bytes());
-                h.update(&dag.id(r.first).0);
-                h.update(&dag.id(r.latest).0);
-                h.update(&u64::from(r.effective).to_le_bytes());
-                for limb in r.id_sum {
-                    h.update(&limb.to_le_bytes());
+            leaves.clear();
+            for &r in recs {
+                if let Some(rec) = self.records.get(r as usize) {
+                    leaves.extend(rec.leaves.iter().map(|&s| dag.id(s)));
                 }
             }
+            let Some(winner) = self.winner(dag, key) else {
+                continue;
+            };
+            leaves.sort_unstable();
+            h.update(&(key.len() as u64).to_le_bytes());
+            h.update(key.as_bytes());
+            h.update(&(leaves.len() as u64).to_le_bytes());
+            for id in &leaves {
+                h.update(&id.0);
+            }
+            h.update(&dag.id(self.records[winner as usize].latest).0);
         }
         *h.finalize().as_bytes()
     }
@@ -210,22 +212,5 @@ impl View {
                 .iter()
                 .map(|(k, v)| k.len() + v.capacity() * 4 + 64)
                 .sum::<usize>()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn id_sum_add_then_subtract_is_zero() {
-        let mut s = [0u64; 4];
-        let a = EventId([0xff; 32]);
-        let b = EventId([0x13; 32]);
-        add_id(&mut s, &a, false);
-        add_id(&mut s, &b, false);
-        add_id(&mut s, &a, true);
-        add_id(&mut s, &b, true);
-        assert_eq!(s, [0; 4]);
     }
 }

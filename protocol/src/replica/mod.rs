@@ -25,9 +25,11 @@ use crate::trust::{AdminEvent, AdminKind, Question, Target, Trust};
 use crate::verify::{Ed25519Batch, SigItem, SignatureCheck};
 use crate::view::View;
 
+mod compact;
 mod getters;
 mod sync;
 mod types;
+pub use compact::Compaction;
 pub use types::*;
 
 /// The replica of one chain.
@@ -390,9 +392,11 @@ impl Replica {
     /// Structural rules and the chain of trust; returns the admin set of the causal past.
     fn validate(&mut self, ev: &Event, prev: Slot, parents: &[Slot]) -> Result<u32, Reason> {
         let h = &ev.header;
-        let Some(body) = &ev.body else {
+        // Only a put may arrive without its body (a peer compacted it away): every other kind
+        // is needed to decide authority.
+        if ev.body.is_none() && h.body_kind != BodyKind::Put {
             return Err(Reason::MissingBody);
-        };
+        }
         let want_clock = 1 + parents
             .iter()
             .map(|&p| self.dag.meta(p).clock)
@@ -431,6 +435,21 @@ impl Replica {
             }
             at_set = self.dag.admin_sets.union(at_set, pm.admin_set);
         }
+        let Some(body) = &ev.body else {
+            // A body-less put: its key is unknown, so the most that can be asked is whether the
+            // author may write anything here. It never has effect in this replica's view.
+            if self
+                .trust
+                .may_write_somewhere(&self.dag.admin_sets, &h.author, at_set)
+            {
+                return Ok(at_set);
+            }
+            return Err(Reason::NotAuthorized {
+                author: h.author.short(),
+                need: Rights::Write,
+                target: "(a compacted version: any key)".into(),
+            });
+        };
         let (target, need) = match body {
             Body::Genesis(_) => {
                 return Err(Reason::Decode(DecodeError::BadHeader("a second genesis")));
@@ -479,6 +498,23 @@ impl Replica {
         if self.dag.meta(slot).clock >= clock {
             return Err(Reason::BadPrevious("not older than this version"));
         }
+        if !self.dag.has_body(slot) {
+            // Its body was compacted away. If this replica knew it, the view still has its key
+            // and the pruned table its seq; if it arrived without a body, neither can be checked
+            // here (a replica that has the body checks them).
+            let m = self.dag.meta(slot);
+            let Some(rec) = self.view.records.get(m.aux as usize) else {
+                return Ok(());
+            };
+            let seq = self.dag.pruned(slot).map_or(0, |q| q.seq);
+            return if *rec.key != *p.key {
+                Err(Reason::BadPrevious("another key"))
+            } else if seq + 1 != p.seq {
+                Err(Reason::BadPrevious("seq is not previous.seq + 1"))
+            } else {
+                Ok(())
+            };
+        }
         match self.dag.body(slot) {
             Some(Body::Put(q)) if q.key != p.key => Err(Reason::BadPrevious("another key")),
             Some(Body::Put(q)) if q.seq + 1 != p.seq => {
@@ -523,6 +559,19 @@ impl Replica {
                         kind: ChangeKind::Added,
                     }));
                 }
+            }
+            None if ev.header.body_kind == BodyKind::Put => {
+                // Stored for the chain of trust and for peers, outside the view (key unknown).
+                let at = Placement {
+                    author,
+                    prev,
+                    parents,
+                    admin_set: at_set,
+                    aux: NONE,
+                    effective: false,
+                };
+                let (slot, other) = self.dag.insert(&ev, at);
+                self.note_equivocation(slot, other);
             }
             Some(Body::Grant(_)) | Some(Body::Revoke(_)) => {
                 let ordinal = self.trust.admins.len() as u32;
@@ -601,13 +650,19 @@ impl Replica {
             if m.kind != BodyKind::Put || !idx.contains(&m.author) {
                 continue;
             }
-            let Some(Body::Put(p)) = self.dag.body(slot) else {
+            // A compacted version keeps its key in the view; one that arrived without a body
+            // is outside the view and has no effect to change.
+            let Some(record_key) = self.put_key(slot) else {
                 continue;
             };
             let key = self.dag.author_key(slot);
-            let now =
-                self.trust
-                    .put_has_effect(&self.dag.admin_sets, &key, &p.key, slot, m.admin_set);
+            let now = self.trust.put_has_effect(
+                &self.dag.admin_sets,
+                &key,
+                &record_key,
+                slot,
+                m.admin_set,
+            );
             if now != m.effective {
                 self.dag.set_effective(slot, now);
                 touched.insert(m.aux);
@@ -617,7 +672,7 @@ impl Replica {
                     ChangeKind::Disabled
                 };
                 self.out.push(Output::Changed(ViewChange {
-                    key: p.key,
+                    key: record_key,
                     id: self.dag.id(slot),
                     kind,
                 }));
@@ -625,11 +680,19 @@ impl Replica {
         }
         for rec in touched {
             let dag = &self.dag;
-            let previous_of = |s: Slot| match dag.body(s) {
-                Some(Body::Put(p)) => p.previous.and_then(|q| dag.slot(&q)).unwrap_or(NONE),
-                _ => NONE,
-            };
-            self.view.rebuild(dag, rec, &previous_of);
+            self.view.rebuild(dag, rec, &|s| dag.put_links(s));
+        }
+    }
+
+    /// The record key of a stored put: from its body, or from the view if it was compacted.
+    fn put_key(&self, slot: Slot) -> Option<String> {
+        match self.dag.body(slot) {
+            Some(Body::Put(p)) => Some(p.key),
+            Some(_) => None,
+            None => {
+                let rec = self.view.records.get(self.dag.meta(slot).aux as usize)?;
+                Some(rec.key.to_string())
+            }
         }
     }
 

@@ -1,14 +1,15 @@
 //! Tests of the whole core: fixtures here, attacks, trust, queries and convergence beside.
 
 mod attacks;
+mod compaction;
 mod convergence;
 mod replica_flow;
 mod trust_rules;
 
-use crate::event::{Event, Params, PutValue, Rights};
+use crate::event::{Body, Event, Params, PutValue, Rights};
 use crate::ids::{EventId, PeerId, PublicKey, SecretKey};
 use crate::replica::{Config, Input, Output, Replica, Verdict};
-use crate::{Writer, genesis};
+use crate::{Compaction, Template, Writer, genesis};
 
 pub(crate) const PEER: PeerId = PeerId(7);
 
