@@ -19,6 +19,8 @@
 
 use std::hash::BuildHasher;
 
+mod snapshot;
+
 use ed25519_dalek::VerifyingKey;
 use hashbrown::HashTable;
 
@@ -136,6 +138,15 @@ pub(crate) struct AdminSets {
 impl AdminSets {
     pub(crate) fn get(&self, id: u32) -> &[u32] {
         self.sets.get(id as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Whether every ordinal in every set is below `n` (the number of admin events).
+    pub(crate) fn all_below(&self, n: u32) -> bool {
+        self.sets.iter().all(|s| s.last().is_none_or(|&o| o < n))
     }
 
     pub(crate) fn contains(&self, id: u32, ordinal: u32) -> bool {

@@ -10,7 +10,8 @@
 //! * [`verify`]: one signature rule for everyone, batched.
 //! * `trust`: the chain of trust — acceptance from the causal past, effect from the set (§3).
 //! * `view` and [`query`]: records, versions and verifiable-storage-go queries (§4).
-//! * [`replica`]: the sans-IO state machine (§1), with its pending buffer and sync messages.
+//! * [`replica`]: the sans-IO state machine (§1), with its pending buffer and sync messages,
+//!   snapshots and compaction (§7).
 //! * [`builder`]: how a writer makes its next valid event.
 //!
 //! ## Error policy
@@ -21,6 +22,7 @@
 #![deny(missing_docs)]
 
 pub mod builder;
+mod codec;
 mod dag;
 pub mod event;
 pub mod ids;
@@ -39,8 +41,8 @@ pub use ids::{ChainId, EventId, IdParseError, PeerId, PublicKey, SecretKey, Sign
 pub use queries::{Version, ViewRef};
 pub use query::{Condition, Order, QueryError};
 pub use replica::{
-    ChangeKind, Compaction, Config, Equivocation, Input, Millis, Output, Reason, Replica, Stats,
-    SyncMsg, Verdict, ViewChange,
+    ChangeKind, Compaction, Config, Equivocation, Input, Millis, Output, Reason, Replica,
+    SnapshotError, SnapshotInfo, Stats, SyncMsg, Verdict, ViewChange,
 };
 pub use serde_json;
 

@@ -29,6 +29,8 @@
 
 use std::collections::HashMap;
 
+mod snapshot;
+
 use crate::dag::{AdminSets, Slot};
 use crate::event::Rights;
 use crate::ids::{EventId, PublicKey};

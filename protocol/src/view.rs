@@ -27,6 +27,8 @@
 
 use std::collections::BTreeMap;
 
+mod snapshot;
+
 use crate::dag::{Dag, NONE, Slot};
 use crate::ids::EventId;
 

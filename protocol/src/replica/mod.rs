@@ -27,9 +27,11 @@ use crate::view::View;
 
 mod compact;
 mod getters;
+mod snapshot;
 mod sync;
 mod types;
 pub use compact::Compaction;
+pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError, SnapshotInfo};
 pub use types::*;
 
 /// The replica of one chain.

@@ -69,6 +69,21 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every label [`Reason::label`] returns.
+    pub(crate) const LABELS: [&'static str; 11] = [
+        "decode",
+        "bad_author_key",
+        "bad_signature",
+        "prev_wrong_author",
+        "seq_mismatch",
+        "clock_mismatch",
+        "bad_previous",
+        "not_authorized",
+        "revoke_root",
+        "invalid_dependency",
+        "missing_body",
+    ];
+
     /// A short stable label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

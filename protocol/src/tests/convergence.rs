@@ -164,6 +164,9 @@ fn shuffle<T>(v: &mut [T], mut seed: u64) {
 enum Midway {
     Nothing,
     Compact,
+    /// Snapshot and restore (pending events are not kept, so the pool is delivered again at
+    /// the end, as a peer would resend them).
+    Snapshot,
 }
 
 fn deliver(genesis: &[u8], pool: &[Vec<u8>], seed: u64, batch: usize) -> Replica {
@@ -192,16 +195,33 @@ fn deliver_with(
         }
     }
     shuffle(&mut order, seed);
-    let half = order.len() / 2 / batch.max(1);
+    let half = order.chunks(batch.max(1)).count() / 2;
     for (i, chunk) in order.chunks(batch.max(1)).enumerate() {
         if i == half && midway == Midway::Compact {
             let _ = r.compact();
+        }
+        if i == half && midway == Midway::Snapshot {
+            let checker = std::sync::Arc::new(crate::verify::Ed25519Batch);
+            let back = Replica::restore(genesis, &r.snapshot(), Config::default(), checker)
+                .expect("a fresh snapshot restores");
+            assert_eq!(back.event_ids(), r.event_ids());
+            assert_eq!(back.view().digest(), r.view().digest());
+            r = back;
         }
         let _ = r.handle(
             0,
             Input::Fetched {
                 from: PEER,
                 events: chunk.to_vec(),
+            },
+        );
+    }
+    if midway == Midway::Snapshot {
+        let _ = r.handle(
+            0,
+            Input::Fetched {
+                from: PEER,
+                events: pool.to_vec(),
             },
         );
     }
@@ -220,7 +240,7 @@ proptest! {
         // The reference: everything in generation order, one at a time.
         let reference = deliver(&world.genesis, &world.pool, 0, 1);
         prop_assert_eq!(reference.pending_len(), 0);
-        let midway = [Midway::Nothing, Midway::Compact, Midway::Compact];
+        let midway = [Midway::Nothing, Midway::Compact, Midway::Snapshot];
         for (i, seed) in seeds.iter().enumerate() {
             let r = deliver_with(&world.genesis, &world.pool, *seed, [1, 7, 64][i], midway[i]);
             prop_assert_eq!(r.pending_len(), 0);

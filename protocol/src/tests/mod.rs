@@ -4,6 +4,7 @@ mod attacks;
 mod compaction;
 mod convergence;
 mod replica_flow;
+mod snapshot;
 mod trust_rules;
 
 use crate::event::{Body, Event, Params, PutValue, Rights};
