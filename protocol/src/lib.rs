@@ -29,6 +29,7 @@ pub mod ids;
 mod pending;
 mod queries;
 pub mod query;
+pub mod reconcile;
 pub mod replica;
 mod trust;
 pub mod verify;
