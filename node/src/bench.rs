@@ -29,6 +29,9 @@ pub(crate) struct ReplicateArgs {
     /// Events per submission to node A.
     #[arg(long, default_value_t = 256)]
     pub(crate) batch: usize,
+    /// Submissions to node A in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) in_flight: usize,
     /// Timed runs (fresh nodes each); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub(crate) runs: usize,

@@ -12,14 +12,15 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, MessageId, TopicHas
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm, mdns};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, build_swarm, topic_for};
 use crate::metrics::Metrics;
 use crate::node::{ChainStatus, Command, NodeConfig, NodeError, NodeStatus, Subscribers};
+use crate::preverify::{self, Prechecked, Verdicts};
 use crate::wire::{SyncRequest, SyncResponse};
 
-/// Gossip messages handled per replica call (signatures are batch-verified per call).
+/// Gossiped events handled per replica call (signatures are batch-verified per call).
 const GOSSIP_BATCH: usize = 256;
 /// How long a gossip message may wait for others to fill its validation batch.
 const GOSSIP_LINGER: Duration = Duration::from_millis(3);
@@ -33,12 +34,71 @@ struct Chain {
     peers: BTreeSet<libp2p::PeerId>,
 }
 
-/// A gossip message waiting to be validated in the next batch.
+/// A batch on its way through signature checking (on a blocking thread) to the replica.
+/// Batches reach the replica in the order they were made, whatever order the checks end in.
+struct Job {
+    seq: u64,
+    chain: ChainId,
+    work: Work,
+}
+
+enum Work {
+    /// Gossip messages of one chain, flattened into one batch.
+    Gossip {
+        events: Vec<Vec<u8>>,
+        /// Event ids → the message each came in (front first).
+        waiting: HashMap<ate_protocol::EventId, VecDeque<usize>>,
+        tallies: Vec<Tally>,
+        tags: Vec<(MessageId, libp2p::PeerId)>,
+    },
+    /// A local write, answered once the replica has decided.
+    Local {
+        events: Vec<Event>,
+        reply: oneshot::Sender<Result<Vec<Verdict>, NodeError>>,
+    },
+}
+
+/// A job whose signatures have been checked.
+struct Checked {
+    job: Job,
+    verdicts: Verdicts,
+}
+
+/// Most signature-check jobs on blocking threads at once, per node.
+fn max_check_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// A gossip message (a bundle of envelopes) waiting to be validated in the next batch.
 struct Gossiped {
     chain: ChainId,
     source: libp2p::PeerId,
     msg_id: MessageId,
-    data: Vec<u8>,
+    events: Vec<Vec<u8>>,
+}
+
+/// What the replica said about the events of one gossip message.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    valid: u32,
+    invalid: u32,
+    waiting: u32,
+    /// Events that got no verdict with an id (they did not decode far enough to have one).
+    undecided: u32,
+}
+
+impl Tally {
+    /// Forward a bundle only if every event in it is valid or already known; one invalid
+    /// event penalises the sender (an honest peer validates before it forwards).
+    fn acceptance(&self) -> MessageAcceptance {
+        if self.invalid > 0 || self.undecided > 0 {
+            MessageAcceptance::Reject
+        } else if self.waiting > 0 || self.valid == 0 {
+            MessageAcceptance::Ignore
+        } else {
+            MessageAcceptance::Accept
+        }
+    }
 }
 
 pub(crate) struct EventLoop {
@@ -52,7 +112,20 @@ pub(crate) struct EventLoop {
     peers: PeerTable,
     subscribers: Subscribers,
     gossip: Vec<Gossiped>,
+    /// Events in `gossip`.
+    gossip_events: usize,
     retry: VecDeque<(ChainId, Vec<u8>)>,
+    /// The checker every replica uses; verdicts are installed around each call.
+    checker: Arc<Prechecked>,
+    checked_tx: mpsc::UnboundedSender<Checked>,
+    checked_rx: mpsc::UnboundedReceiver<Checked>,
+    /// Jobs not yet sent to a blocking thread (at most `max_check_jobs` are out at once).
+    to_check: VecDeque<Job>,
+    checking: usize,
+    /// Checked jobs waiting for an earlier one.
+    checked: BTreeMap<u64, Checked>,
+    next_job: u64,
+    next_feed: u64,
     replica_config: ate_protocol::Config,
     started: Instant,
     /// Requests in flight, for failure accounting.
@@ -94,6 +167,7 @@ impl EventLoop {
                 .listen_on(addr.clone())
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         }
+        let (checked_tx, checked_rx) = mpsc::unbounded_channel();
         Ok(EventLoop {
             swarm,
             commands,
@@ -104,7 +178,16 @@ impl EventLoop {
             peers: PeerTable::default(),
             subscribers: Subscribers::default(),
             gossip: Vec::new(),
+            gossip_events: 0,
             retry: VecDeque::new(),
+            checker: Arc::new(Prechecked::default()),
+            checked_tx,
+            checked_rx,
+            to_check: VecDeque::new(),
+            checking: 0,
+            checked: BTreeMap::new(),
+            next_job: 0,
+            next_feed: 0,
             replica_config: config.replica.clone(),
             started: Instant::now(),
             in_flight: HashMap::new(),
@@ -136,13 +219,13 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => {
                     self.on_swarm_event(event);
-                    while self.gossip.len() < GOSSIP_BATCH {
+                    while self.gossip_events < GOSSIP_BATCH {
                         match self.swarm.select_next_some().now_or_never() {
                             Some(event) => self.on_swarm_event(event),
                             None => break,
                         }
                     }
-                    if self.gossip.len() >= GOSSIP_BATCH {
+                    if self.gossip_events >= GOSSIP_BATCH {
                         self.flush_gossip();
                         flush_at = None;
                     } else if !self.gossip.is_empty() && flush_at.is_none() {
@@ -153,6 +236,7 @@ impl EventLoop {
                     self.flush_gossip();
                     flush_at = None;
                 }
+                Some(done) = self.checked_rx.recv() => self.on_checked(done),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => return,
@@ -178,9 +262,7 @@ impl EventLoop {
                 chain,
                 events,
                 reply,
-            } => {
-                let _ = reply.send(self.submit(chain, events));
-            }
+            } => self.submit(chain, events, reply),
             Command::Read { chain, f } => f(self.chains.get(&chain).map(|c| &c.replica)),
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -193,7 +275,8 @@ impl EventLoop {
     }
 
     fn add_chain(&mut self, genesis: &[u8]) -> Result<ChainId, NodeError> {
-        let replica = Replica::new(genesis, self.replica_config.clone())
+        let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
+        let replica = Replica::with_checker(genesis, self.replica_config.clone(), checker)
             .map_err(|e| NodeError::BadGenesis(e.to_string()))?;
         let id = replica.chain();
         if self.chains.contains_key(&id) {
@@ -244,7 +327,24 @@ impl EventLoop {
         }
     }
 
-    fn submit(&mut self, chain: ChainId, events: Vec<Event>) -> Result<Vec<Verdict>, NodeError> {
+    fn submit(
+        &mut self,
+        chain: ChainId,
+        events: Vec<Event>,
+        reply: oneshot::Sender<Result<Vec<Verdict>, NodeError>>,
+    ) {
+        if !self.chains.contains_key(&chain) {
+            let _ = reply.send(Err(NodeError::UnknownChain(chain)));
+            return;
+        }
+        self.enqueue(chain, Work::Local { events, reply });
+    }
+
+    fn finish_submit(
+        &mut self,
+        chain: ChainId,
+        events: Vec<Event>,
+    ) -> Result<Vec<Verdict>, NodeError> {
         if !self.chains.contains_key(&chain) {
             return Err(NodeError::UnknownChain(chain));
         }
@@ -271,6 +371,58 @@ impl EventLoop {
                     .unwrap_or(Verdict::Duplicate)
             })
             .collect())
+    }
+
+    // ---- signature checks off the loop ----
+
+    fn enqueue(&mut self, chain: ChainId, work: Work) {
+        let seq = self.next_job;
+        self.next_job += 1;
+        self.to_check.push_back(Job { seq, chain, work });
+        self.start_checks();
+    }
+
+    /// Sends queued jobs to blocking threads, up to the limit.
+    fn start_checks(&mut self) {
+        while self.checking < max_check_jobs() {
+            let Some(job) = self.to_check.pop_front() else {
+                return;
+            };
+            self.checking += 1;
+            let tx = self.checked_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let verdicts = match &job.work {
+                    Work::Gossip { events, .. } => preverify::check_envelopes(&job.chain, events),
+                    Work::Local { events, .. } => preverify::check_events(events),
+                };
+                // The loop is gone only at shutdown; the batch is then moot.
+                let _ = tx.send(Checked { job, verdicts });
+            });
+        }
+    }
+
+    /// A job's signatures are checked: feed it (and any later ones already done) in order.
+    fn on_checked(&mut self, done: Checked) {
+        self.checking = self.checking.saturating_sub(1);
+        self.checked.insert(done.job.seq, done);
+        while let Some(next) = self.checked.remove(&self.next_feed) {
+            self.next_feed += 1;
+            self.checker.install(next.verdicts);
+            let chain = next.job.chain;
+            match next.job.work {
+                Work::Local { events, reply } => {
+                    let _ = reply.send(self.finish_submit(chain, events));
+                }
+                Work::Gossip {
+                    events,
+                    waiting,
+                    tallies,
+                    tags,
+                } => self.validate_gossip(chain, events, waiting, tallies, tags),
+            }
+            self.checker.clear();
+        }
+        self.start_checks();
     }
 
     fn status(&mut self) -> NodeStatus {
@@ -325,9 +477,10 @@ impl EventLoop {
         };
         let outputs = c.replica.handle(now, input);
         let mut rest = Vec::new();
+        let mut to_publish = Vec::new();
         for o in outputs {
             match o {
-                Output::Publish(bytes) => self.publish(chain, bytes),
+                Output::Publish(bytes) => to_publish.push(bytes),
                 Output::Send { to, msg } if Some(to) == reply_to => {
                     rest.push(Output::Send { to, msg })
                 }
@@ -340,6 +493,9 @@ impl EventLoop {
                 Output::Changed(change) => self.subscribers.publish(&chain, change),
                 v @ Output::Verdict { .. } => rest.push(v),
             }
+        }
+        for bundle in crate::bundle::encode_all(to_publish) {
+            self.publish(chain, bundle);
         }
         rest
     }
@@ -461,15 +617,24 @@ impl EventLoop {
             } => {
                 Metrics::add(&self.metrics.gossip_in_msgs, 1);
                 Metrics::add(&self.metrics.gossip_in_bytes, message.data.len() as u64);
-                match self.topics.get(&message.topic) {
-                    Some(&chain) => self.gossip.push(Gossiped {
-                        chain,
-                        source: propagation_source,
-                        msg_id: message_id,
-                        data: message.data,
-                    }),
-                    None => {
-                        self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore)
+                let Some(&chain) = self.topics.get(&message.topic) else {
+                    self.validate(&message_id, &propagation_source, MessageAcceptance::Ignore);
+                    return;
+                };
+                match crate::bundle::decode(&message.data) {
+                    Ok(events) => {
+                        Metrics::add(&self.metrics.gossip_in_events, events.len() as u64);
+                        self.gossip_events += events.len();
+                        self.gossip.push(Gossiped {
+                            chain,
+                            source: propagation_source,
+                            msg_id: message_id,
+                            events,
+                        });
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %propagation_source, "rejecting gossip: {e}");
+                        self.validate(&message_id, &propagation_source, MessageAcceptance::Reject);
                     }
                 }
             }
@@ -503,13 +668,15 @@ impl EventLoop {
     }
 
     /// Validates the buffered gossip messages, one replica call per chain, and reports each
-    /// verdict to gossipsub: valid → forward; duplicate/pending/overloaded → ignore; invalid →
-    /// reject (the sender is penalised).
+    /// message's verdict to gossipsub: all valid (or known) → forward; anything waiting on a
+    /// missing dependency, or nothing new → ignore; anything invalid → reject (the sender is
+    /// penalised).
     fn flush_gossip(&mut self) {
         if self.gossip.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.gossip);
+        self.gossip_events = 0;
         Metrics::add(&self.metrics.gossip_batches, 1);
         let mut by_chain: BTreeMap<ChainId, Vec<Gossiped>> = BTreeMap::new();
         for g in batch {
@@ -518,36 +685,68 @@ impl EventLoop {
         for (chain, msgs) in by_chain {
             // Verdicts name the event id; match them back to messages by id.
             let mut waiting: HashMap<_, VecDeque<usize>> = HashMap::new();
-            let mut events = Vec::with_capacity(msgs.len());
+            let mut events = Vec::new();
             let mut tags = Vec::with_capacity(msgs.len());
+            let mut tallies = vec![Tally::default(); msgs.len()];
             for (i, m) in msgs.into_iter().enumerate() {
-                if let Some((id, _)) = ate_protocol::event::envelope_id(Some(&chain), &m.data) {
-                    waiting.entry(id).or_default().push_back(i);
+                for data in m.events {
+                    match ate_protocol::event::envelope_id(Some(&chain), &data) {
+                        Some((id, _)) => waiting.entry(id).or_default().push_back(i),
+                        None => tallies[i].undecided += 1,
+                    }
+                    events.push(data);
                 }
-                events.push(m.data);
                 tags.push((m.msg_id, m.source));
             }
-            let msgs = tags;
-            let source = msgs.first().map(|m| m.1);
-            let from = source.map(|s| self.peers.num(&s)).unwrap_or(PeerId(0));
-            let outputs = self.feed(chain, Input::Fetched { from, events }, None);
-            let mut decided = vec![None; msgs.len()];
-            for o in outputs {
-                if let Output::Verdict {
-                    id: Some(id),
-                    verdict,
-                    ..
-                } = o
-                    && let Some(i) = waiting.get_mut(&id).and_then(VecDeque::pop_front)
-                {
-                    decided[i] = Some(acceptance(&verdict));
+            self.enqueue(
+                chain,
+                Work::Gossip {
+                    events,
+                    waiting,
+                    tallies,
+                    tags,
+                },
+            );
+        }
+    }
+
+    /// Feeds a checked gossip batch to its replica and reports each message's verdict.
+    fn validate_gossip(
+        &mut self,
+        chain: ChainId,
+        events: Vec<Vec<u8>>,
+        mut waiting: HashMap<ate_protocol::EventId, VecDeque<usize>>,
+        mut tallies: Vec<Tally>,
+        tags: Vec<(MessageId, libp2p::PeerId)>,
+    ) {
+        let source = tags.first().map(|m| m.1);
+        let from = source.map(|s| self.peers.num(&s)).unwrap_or(PeerId(0));
+        let outputs = self.feed(chain, Input::Fetched { from, events }, None);
+        for o in outputs {
+            if let Output::Verdict {
+                id: Some(id),
+                verdict,
+                ..
+            } = o
+                && let Some(i) = waiting.get_mut(&id).and_then(VecDeque::pop_front)
+            {
+                let t = &mut tallies[i];
+                match verdict {
+                    Verdict::Valid => t.valid += 1,
+                    Verdict::Invalid(_) => t.invalid += 1,
+                    Verdict::Pending { .. } | Verdict::Overloaded => t.waiting += 1,
+                    Verdict::Duplicate => {}
                 }
             }
-            for ((msg_id, source), d) in msgs.iter().zip(decided) {
-                // No verdict with an id: the bytes did not decode far enough to have one.
-                let a = d.unwrap_or(MessageAcceptance::Reject);
-                self.validate(msg_id, source, a);
+        }
+        // Ids that never got a verdict: the replica could not read them.
+        for idxs in waiting.values() {
+            for &i in idxs {
+                tallies[i].undecided += 1;
             }
+        }
+        for ((msg_id, source), t) in tags.iter().zip(tallies) {
+            self.validate(msg_id, source, t.acceptance());
         }
     }
 
@@ -724,16 +923,6 @@ impl EventLoop {
             let p = peers[(tick as usize) % peers.len()];
             let n = self.peers.num(&p);
             self.feed(chain, Input::PeerUp(n), None);
-        }
-    }
-}
-
-fn acceptance(v: &Verdict) -> MessageAcceptance {
-    match v {
-        Verdict::Valid => MessageAcceptance::Accept,
-        Verdict::Invalid(_) => MessageAcceptance::Reject,
-        Verdict::Duplicate | Verdict::Pending { .. } | Verdict::Overloaded => {
-            MessageAcceptance::Ignore
         }
     }
 }

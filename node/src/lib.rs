@@ -13,11 +13,13 @@
 
 pub mod api;
 mod behaviour;
+mod bundle;
 pub mod discovery;
 mod event_loop;
 pub mod keys;
 pub mod metrics;
 mod node;
+mod preverify;
 pub mod wire;
 
 pub use node::{

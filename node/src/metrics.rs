@@ -14,6 +14,8 @@ use crate::node::ChainStatus;
 pub struct Metrics {
     /// Gossip messages received.
     pub gossip_in_msgs: AtomicU64,
+    /// Events received in gossip bundles.
+    pub gossip_in_events: AtomicU64,
     /// Gossip bytes received.
     pub gossip_in_bytes: AtomicU64,
     /// Gossip messages published.
@@ -58,6 +60,11 @@ impl Metrics {
                 "ate_gossip_messages_total",
                 "direction=\"out\"",
                 get(&self.gossip_out_msgs),
+            ),
+            (
+                "ate_gossip_events_total",
+                "direction=\"in\"",
+                get(&self.gossip_in_events),
             ),
             (
                 "ate_gossip_bytes_total",

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use ate_protocol::workload::{Spec, generate};
 use ate_protocol::{Event, Params};
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::bench::ReplicateArgs;
@@ -38,6 +39,7 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
     if !a.json {
         eprintln!("generating {} events…", a.events);
     }
+    let generated_at = Instant::now();
     let chain = generate(&Spec {
         events: a.events,
         ..Spec::default()
@@ -50,6 +52,9 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
         .map(|b| Event::decode(Some(&chain_id), b, &Params::default()))
         .collect::<Result<_, _>>()?;
     let event_bytes: u64 = chain.events.iter().map(|e| e.len() as u64).sum();
+    if !a.json {
+        eprintln!("generated and decoded in {:.2?}", generated_at.elapsed());
+    }
     let mut rates = Vec::new();
     let mut last = (0, 0);
     for run in 0..a.runs {
@@ -66,8 +71,13 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
         .await?;
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let start = Instant::now();
-        for batch in events.chunks(a.batch) {
-            ca.submit(chain_id, batch.to_vec()).await?;
+        // Writers do not wait for one batch before sending the next: keep a few in flight,
+        // as concurrent API clients would (the node checks them in parallel, applies in order).
+        let mut acks = futures::stream::iter(events.chunks(a.batch))
+            .map(|batch| ca.submit(chain_id, batch.to_vec()))
+            .buffered(a.in_flight.max(1));
+        while let Some(verdicts) = acks.next().await {
+            verdicts?;
         }
         let submitted = start.elapsed();
         let mut last_report = Instant::now();
@@ -96,8 +106,12 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
             let mb = cb.metrics();
             let per = mb.gossip_in_msgs.load(Ordering::Relaxed) as f64
                 / mb.gossip_batches.load(Ordering::Relaxed).max(1) as f64;
+            let ma = ca.metrics();
             eprintln!(
-                "node A accepted everything after {submitted:?}; node B after {secs:.2} s ({per:.1} gossip messages per validation batch)"
+                "node A accepted everything after {submitted:?}; node B after {secs:.2} s ({per:.1} gossip messages per validation batch; A: {} gossip retries after full queues; B: {} gossip messages, {} sync bytes in)",
+                ma.gossip_backpressure.load(Ordering::Relaxed),
+                mb.gossip_in_msgs.load(Ordering::Relaxed),
+                mb.sync_in_bytes.load(Ordering::Relaxed)
             );
         }
         let rate = a.events as f64 / secs;

@@ -154,7 +154,13 @@ async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {
                 let ev = if sent == 0 { &f1 } else { &f2 };
                 // Fails until the raw peer has learnt that node a is subscribed.
-                if raw.behaviour_mut().publish(topic.clone(), ev.encode()).is_ok() {
+                // A gossip message is a bundle of envelopes in the sync `Events` framing.
+                let bundle = ate_protocol::replica::SyncMsg::Events {
+                    events: vec![ev.encode()],
+                    more: false,
+                }
+                .encode();
+                if raw.behaviour_mut().publish(topic.clone(), bundle).is_ok() {
                     sent += 1;
                 }
             }
