@@ -9,7 +9,9 @@ use std::fmt;
 use super::fingerprint::{ItemSum, RangeSummary, SessionKey};
 use super::index::ReconIndex;
 use super::key::{Bound, ReconKey, separator};
-use super::wire::{MalformedMsg, Range, RangePayload, ReconMsg, Writer, resolve};
+use super::wire::{
+    MalformedMsg, Range, RangePayload, ReconMsg, WireRange, Writer, questions, resolve,
+};
 use crate::ids::EventId;
 
 /// Room kept in every message for the range that defers the rest to the next round.
@@ -50,8 +52,8 @@ impl Default for ReconConfig {
         ReconConfig {
             split_factor: 16,
             list_threshold: 32,
-            max_msg_bytes: 64 << 10,
-            max_ranges_per_msg: 8192,
+            max_msg_bytes: 256 << 10,
+            max_ranges_per_msg: 16_384,
             max_ids_per_range: 1024,
             max_rounds: 512,
             max_ranges_per_session: 1 << 22,
@@ -254,8 +256,9 @@ pub struct Session {
     cfg: ReconConfig,
     state: State,
     next_round: u32,
-    /// The fingerprint ranges of our last message: the only ranges the peer may answer about.
-    open: Vec<(Bound, Bound)>,
+    /// The ranges of our last message, encoded (at most `max_msg_bytes`): the peer may only
+    /// answer about the fingerprint ranges among them.
+    asked: Vec<u8>,
     started_ms: u64,
     last_ms: u64,
     stats: SessionStats,
@@ -267,7 +270,7 @@ impl fmt::Debug for Session {
             .field("role", &self.role)
             .field("state", &self.state)
             .field("next_round", &self.next_round)
-            .field("open_ranges", &self.open.len())
+            .field("asked_bytes", &self.asked.len())
             .field("stats", &self.stats)
             .finish()
     }
@@ -280,6 +283,8 @@ struct Outcome {
     peer_lacks: Vec<EventId>,
     /// The message compared fingerprints, so it needs a reply.
     needs_reply: bool,
+    /// The budget for new work is spent: remaining questions are handed back unsplit.
+    deferring: bool,
 }
 
 impl Session {
@@ -295,23 +300,17 @@ impl Session {
         let mut session = Session::new(Role::Initiator, cfg, &nonce, now_ms);
         let mut writer = Writer::new();
         let total = index.total();
-        if total.count as usize <= cfg.list_threshold() {
-            writer.push(
-                Bound::MIN,
-                Bound::End,
-                RangePayload::Ids(index.iter().collect()),
-            );
+        let payload = if total.count as usize <= cfg.list_threshold() {
+            RangePayload::Ids(index.iter().collect())
         } else {
-            writer.push(
-                Bound::MIN,
-                Bound::End,
-                RangePayload::Fingerprint(total.fingerprint(&session.key)),
-            );
-        }
-        let (ranges, open) = writer.finish();
+            RangePayload::Fingerprint(total.fingerprint(&session.key))
+        };
+        writer.push(Bound::MIN, Bound::End, payload);
+        let asks = writer.fingerprints > 0;
+        let ranges = writer.finish();
+        session.after_send(&ranges, asks);
         let msg = ReconMsg::Open { nonce, ranges };
         session.stats.bytes_sent += msg.encoded_len() as u64;
-        session.after_send(open);
         (session, msg)
     }
 
@@ -327,8 +326,7 @@ impl Session {
             return Err(ReconError::ExpectedOpen);
         };
         let mut session = Session::new(Role::Responder, cfg, &nonce, now_ms);
-        session.next_round = 0;
-        let step = session.receive(index, 0, bytes, ranges, None)?;
+        let step = session.receive(index, 0, bytes, ranges, false)?;
         Ok((session, step))
     }
 
@@ -357,8 +355,7 @@ impl Session {
             });
         }
         self.last_ms = now_ms;
-        let open = std::mem::take(&mut self.open);
-        self.receive(index, round, bytes, ranges, Some(&open))
+        self.receive(index, round, bytes, ranges, true)
     }
 
     /// Which end of the session we are.
@@ -388,6 +385,11 @@ impl Session {
         self.stats
     }
 
+    /// Heap bytes the session holds (its last message's ranges; bounded by `max_msg_bytes`).
+    pub fn heap_bytes(&self) -> usize {
+        self.asked.capacity()
+    }
+
     fn new(role: Role, cfg: &ReconConfig, nonce: &[u8; 16], now_ms: u64) -> Session {
         Session {
             role,
@@ -395,7 +397,7 @@ impl Session {
             cfg: cfg.clone(),
             state: State::Waiting,
             next_round: 0,
-            open: Vec::new(),
+            asked: Vec::new(),
             started_ms: now_ms,
             last_ms: now_ms,
             stats: SessionStats::default(),
@@ -404,20 +406,31 @@ impl Session {
 
     fn fail<T>(&mut self, err: ReconError) -> Result<T, ReconError> {
         self.state = State::Failed;
-        self.open = Vec::new();
+        self.asked = Vec::new();
         Err(err)
     }
 
-    /// After we sent a message asking about `open`: wait for the answer, or end if we asked
-    /// about nothing (the peer owes no reply then).
-    fn after_send(&mut self, open: Vec<(Bound, Bound)>) {
-        if open.is_empty() {
-            self.state = State::Done;
-        } else {
+    /// After we sent `ranges`: wait for the answer if they asked anything, else we are done
+    /// (the peer owes no reply to a message without fingerprints).
+    fn after_send(&mut self, ranges: &[WireRange], asks: bool) {
+        if asks {
             self.state = State::Waiting;
             self.next_round += 1;
+            // Invariant: plain vectors always serialize.
+            self.asked = postcard::to_allocvec(ranges).unwrap_or_default();
+        } else {
+            self.state = State::Done;
+            self.asked = Vec::new();
         }
-        self.open = open;
+    }
+
+    /// The fingerprint ranges of our last message.
+    fn questions(&self) -> Vec<(Bound, Bound)> {
+        postcard::from_bytes::<Vec<WireRange>>(&self.asked)
+            .ok()
+            .and_then(|ranges| resolve(ranges, usize::MAX, usize::MAX).ok())
+            .map(|ranges| questions(&ranges))
+            .unwrap_or_default()
     }
 
     fn receive(
@@ -425,8 +438,8 @@ impl Session {
         index: &ReconIndex,
         round: u32,
         bytes: u64,
-        ranges: Vec<super::wire::WireRange>,
-        asked: Option<&[(Bound, Bound)]>,
+        ranges: Vec<WireRange>,
+        check: bool,
     ) -> Result<Step, ReconError> {
         self.stats.rounds += 1;
         self.stats.bytes_received += bytes;
@@ -447,9 +460,7 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.fail(e.into()),
         };
-        if let Some(asked) = asked
-            && let Err(e) = check_asked(&ranges, asked)
-        {
+        if check && let Err(e) = check_asked(&ranges, &self.questions()) {
             return self.fail(e);
         }
         let outcome = self.process(index, ranges);
@@ -462,91 +473,129 @@ impl Session {
             done: false,
         };
         if outcome.needs_reply {
-            let (ranges, open) = outcome.writer.finish();
+            let asks = outcome.writer.fingerprints > 0;
+            let ranges = outcome.writer.finish();
+            self.next_round = round + 1;
+            self.after_send(&ranges, asks);
             let reply = ReconMsg::Reply {
                 round: round + 1,
                 ranges,
             };
             self.stats.bytes_sent += reply.encoded_len() as u64;
-            self.next_round = round + 1;
-            self.after_send(open);
             step.reply = Some(reply);
         } else {
             self.state = State::Done;
+            self.asked = Vec::new();
         }
         step.done = self.state == State::Done;
         Ok(step)
     }
 
-    /// Answers each range of the peer's message, in order, until the message budget is spent;
-    /// the rest is deferred as one fingerprint over everything from there on.
+    /// Answers each range of the peer's message, in order. Once three quarters of the message
+    /// budget are spent, differing ranges are handed back with our fingerprint, unsplit (the
+    /// peer splits them next round, so no work is lost); once the budget is spent, one
+    /// fingerprint defers everything from there on.
     fn process(&self, index: &ReconIndex, ranges: Vec<Range>) -> Outcome {
         let mut out = Outcome {
             writer: Writer::new(),
             we_lack: Vec::new(),
             peer_lacks: Vec::new(),
             needs_reply: false,
+            deferring: false,
         };
         // Neighbouring ranges share a bound: keep the last prefix computed.
-        let mut last_prefix: Option<(Bound, usize, ItemSum)> = None;
-        let mut prefix = |b: &Bound| match last_prefix {
-            Some((lb, r, s)) if lb == *b => (r, s),
+        let mut cached: Option<(Bound, usize, ItemSum)> = None;
+        let mut prefix = |b: &Bound| match cached {
+            Some((cb, r, s)) if cb == *b => (r, s),
             _ => {
                 let (r, s) = index.prefix(b);
-                last_prefix = Some((*b, r, s));
+                cached = Some((*b, r, s));
                 (r, s)
             }
         };
         for range in ranges {
             let (lo, hi) = (range.lo, range.hi);
-            match range.payload {
-                RangePayload::Skip => out.writer.skip(hi),
+            let fp = match range.payload {
+                RangePayload::Skip => {
+                    out.writer.skip(hi);
+                    continue;
+                }
                 RangePayload::Ids(theirs) => {
                     diff(index, &lo, &hi, &theirs, &mut out);
                     out.writer.skip(hi);
+                    continue;
                 }
-                RangePayload::Fingerprint(fp) => {
-                    out.needs_reply = true;
-                    let (r0, s0) = prefix(&lo);
-                    let (r1, s1) = prefix(&hi);
-                    let mine = RangeSummary {
-                        count: (r1 - r0) as u64,
-                        sum: s1.minus(&s0),
-                    };
-                    if mine.fingerprint(&self.key) == fp {
-                        out.writer.skip(hi);
-                        continue;
-                    }
-                    let mark = out.writer.mark();
-                    if r1 - r0 <= self.cfg.list_threshold() {
-                        let keys = index.iter_ranks(r0, r1).collect();
-                        out.writer.push(lo, hi, RangePayload::Ids(keys));
-                    } else {
-                        self.split(index, (lo, r0, s0), (hi, r1, s1), &mut out.writer);
-                    }
-                    if mark.wrote && self.over_budget(&out.writer) {
-                        // Defer this range and everything after it to the next round.
-                        out.writer.rollback(mark);
-                        let rest = RangeSummary {
-                            count: (index.len() - r0) as u64,
-                            sum: index.total().sum.minus(&s0),
-                        };
-                        let fp = rest.fingerprint(&self.key);
-                        out.writer
-                            .push(lo, Bound::End, RangePayload::Fingerprint(fp));
-                        break;
-                    }
-                }
+                RangePayload::Fingerprint(fp) => fp,
+            };
+            out.needs_reply = true;
+            let (r0, s0) = prefix(&lo);
+            let (r1, s1) = prefix(&hi);
+            let mine = RangeSummary {
+                count: (r1 - r0) as u64,
+                sum: s1.minus(&s0),
+            };
+            if mine.fingerprint(&self.key) == fp {
+                out.writer.skip(hi);
+            } else if !self.answer(index, &mut out, (lo, r0, s0), (hi, r1, s1), mine) {
+                // Out of room: one fingerprint over everything from `lo` defers the rest.
+                let rest = RangeSummary {
+                    count: (index.len() - r0) as u64,
+                    sum: index.total().sum.minus(&s0),
+                };
+                let fp = rest.fingerprint(&self.key);
+                out.writer
+                    .push(lo, Bound::End, RangePayload::Fingerprint(fp));
+                break;
             }
         }
         out
     }
 
-    fn over_budget(&self, w: &Writer) -> bool {
-        w.bytes() + REMAINDER_RESERVE_BYTES > self.cfg.max_msg_bytes
-            || w.len() + 2 > self.cfg.max_ranges_per_msg
+    /// Answers a differing range: lists or splits it while the budget for new work lasts,
+    /// else hands it back unsplit. `false` when not even that fits.
+    fn answer(
+        &self,
+        index: &ReconIndex,
+        out: &mut Outcome,
+        (lo, r0, s0): (Bound, usize, ItemSum),
+        (hi, r1, s1): (Bound, usize, ItemSum),
+        mine: RangeSummary,
+    ) -> bool {
+        let w = &mut out.writer;
+        if !out.deferring {
+            let mark = w.mark();
+            if r1 - r0 <= self.cfg.list_threshold() {
+                w.push(
+                    lo,
+                    hi,
+                    RangePayload::Ids(index.iter_ranks(r0, r1).collect()),
+                );
+            } else {
+                self.split(index, (lo, r0, s0), (hi, r1, s1), w);
+            }
+            // The first answer always goes out, so every message makes progress.
+            let fits = w.bytes() <= self.cfg.max_msg_bytes / 4 * 3
+                && w.len() + 2 <= self.cfg.max_ranges_per_msg / 4 * 3;
+            if !mark.wrote || fits {
+                return true;
+            }
+            w.rollback(mark);
+            out.deferring = true;
+        }
+        let mark = w.mark();
+        w.push(
+            lo,
+            hi,
+            RangePayload::Fingerprint(mine.fingerprint(&self.key)),
+        );
+        if w.bytes() + REMAINDER_RESERVE_BYTES <= self.cfg.max_msg_bytes
+            && w.len() + 2 <= self.cfg.max_ranges_per_msg
+        {
+            return true;
+        }
+        w.rollback(mark);
+        false
     }
-
     /// Splits `[lo, hi)` (our ranks `r0..r1`, prefix sums `s0`, `s1`) into parts of equal
     /// count, each sent as a fingerprint, bounded by the shortest separators.
     fn split(

@@ -281,6 +281,15 @@ pub(crate) fn resolve(
     Ok(out)
 }
 
+/// The fingerprint ranges of a list of ranges we sent: the questions the peer may answer.
+pub(crate) fn questions(ranges: &[Range]) -> Vec<(Bound, Bound)> {
+    ranges
+        .iter()
+        .filter(|r| matches!(r.payload, RangePayload::Fingerprint(_)))
+        .map(|r| (r.lo, r.hi))
+        .collect()
+}
+
 fn resolve_ids(
     items: Vec<WireItem>,
     lo: &Bound,
@@ -323,8 +332,8 @@ pub(crate) struct Writer {
     clock: u64,
     /// Encoded bytes of `ranges`.
     bytes: usize,
-    /// Fingerprint ranges written, as `(lo, hi)`: the ranges the peer may answer about.
-    pub(crate) open: Vec<(Bound, Bound)>,
+    /// Fingerprint ranges written: questions the peer must answer.
+    pub(crate) fingerprints: usize,
     /// Whether any non-skip range was written.
     pub(crate) wrote: bool,
 }
@@ -336,7 +345,7 @@ impl Writer {
             pending_skip: None,
             clock: 0,
             bytes: 0,
-            open: Vec::new(),
+            fingerprints: 0,
             wrote: false,
         }
     }
@@ -358,7 +367,7 @@ impl Writer {
             pending_skip: self.pending_skip,
             clock: self.clock,
             bytes: self.bytes,
-            open: self.open.len(),
+            fingerprints: self.fingerprints,
             wrote: self.wrote,
         }
     }
@@ -369,7 +378,7 @@ impl Writer {
         self.pending_skip = mark.pending_skip;
         self.clock = mark.clock;
         self.bytes = mark.bytes;
-        self.open.truncate(mark.open);
+        self.fingerprints = mark.fingerprints;
         self.wrote = mark.wrote;
     }
 
@@ -391,7 +400,7 @@ impl Writer {
         let payload = match payload {
             RangePayload::Skip => Payload::Skip,
             RangePayload::Fingerprint(fp) => {
-                self.open.push((lo, hi));
+                self.fingerprints += 1;
                 Payload::Fingerprint(fp)
             }
             RangePayload::Ids(keys) => {
@@ -435,8 +444,8 @@ impl Writer {
     }
 
     /// The ranges (the trailing skip is implicit).
-    pub(crate) fn finish(self) -> (Vec<WireRange>, Vec<(Bound, Bound)>) {
-        (self.ranges, self.open)
+    pub(crate) fn finish(self) -> Vec<WireRange> {
+        self.ranges
     }
 }
 
@@ -447,7 +456,7 @@ pub(crate) struct Mark {
     pending_skip: Option<Bound>,
     clock: u64,
     bytes: usize,
-    open: usize,
+    fingerprints: usize,
     /// Whether anything but skips had been written at the mark.
     pub(crate) wrote: bool,
 }
@@ -574,9 +583,9 @@ mod tests {
         w.push(k(12), k(20), RangePayload::Skip);
         w.push(k(20), Bound::End, RangePayload::Skip);
         let bytes = w.bytes;
-        let (ranges, open) = w.finish();
+        assert_eq!(w.fingerprints, 1);
+        let ranges = w.finish();
         assert_eq!(ranges.len(), 2, "{ranges:?}");
-        assert_eq!(open, vec![(k(9), k(12))]);
         assert_eq!(
             bytes,
             ranges.iter().map(WireRange::encoded_len).sum::<usize>()
