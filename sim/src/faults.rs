@@ -36,6 +36,10 @@ impl World {
                 log: Vec::new(),
                 restart_with_log: false,
                 uplink_free: 0,
+                cpu_free: 0,
+                batch: Vec::new(),
+                sent_copy: Vec::new(),
+                epoch: 0,
                 rng: Rng::derive(self.seed, 1 + i as u64),
                 traffic: Traffic::default(),
                 heartbeats: 0,
@@ -44,17 +48,8 @@ impl World {
         for b in self.actors.byz.clone() {
             self.nodes[b.0 as usize].byzantine = true;
         }
-        // Each node dials `connections / 2` random others; links are symmetric.
-        let half = self.sc.network.connections.div_ceil(2);
-        for a in 0..n as u32 {
-            for _ in 0..half {
-                let b = self.rng.below(n as u64) as u32;
-                if b != a && !self.nodes[a as usize].peers.contains(&b) {
-                    self.nodes[a as usize].peers.push(b);
-                    self.nodes[b as usize].peers.push(a);
-                }
-            }
-        }
+        self.cores = vec![0; self.sc.node.host_cores];
+        self.connect();
         for a in 0..n as u32 {
             self.nodes[a as usize].peers.sort_unstable();
             if self.nodes[a as usize].status == Status::Up {
@@ -70,6 +65,28 @@ impl World {
             }
         }
         self.schedule(0, Ev::Sample);
+    }
+
+    /// The connection graph: each node dials `connections / 2` random others (links are
+    /// symmetric), or everyone dials everyone when `connections` reaches `nodes - 1`.
+    fn connect(&mut self) {
+        let n = self.nodes.len();
+        if self.sc.network.connections + 1 >= n {
+            for a in 0..n as u32 {
+                self.nodes[a as usize].peers = (0..n as u32).filter(|&b| b != a).collect();
+            }
+            return;
+        }
+        let half = self.sc.network.connections.div_ceil(2);
+        for a in 0..n as u32 {
+            for _ in 0..half {
+                let b = self.rng.below(n as u64) as u32;
+                if b != a && !self.nodes[a as usize].peers.contains(&b) {
+                    self.nodes[a as usize].peers.push(b);
+                    self.nodes[b as usize].peers.push(a);
+                }
+            }
+        }
     }
 
     pub(crate) fn fault(&mut self, f: Fault) {
@@ -160,6 +177,9 @@ impl World {
         node.replica = None;
         node.mesh.clear();
         node.held.clear();
+        node.batch.clear();
+        node.sent_copy.clear();
+        node.epoch += 1;
         for p in peers {
             self.nodes[p as usize].mesh.retain(|&x| x != n);
             self.feed(p, Input::PeerDown(PeerId(u64::from(n))), None);

@@ -24,12 +24,72 @@ impl World {
         let node = &mut self.nodes[to as usize];
         if node.seen.set(gid) {
             self.counters.gossip_duplicates += 1;
+            // gossipsub does not forward a message back to peers that sent it a copy while it
+            // waited for validation (its "originating peers").
+            if !node.batch.is_empty()
+                && node
+                    .batch
+                    .iter()
+                    .any(|b| self.msgs[b.0 as usize].gid == gid)
+            {
+                node.sent_copy.push((gid, from));
+            }
             return;
         }
         if node.shadows_left > 0 && self.msgs[i as usize].class == Class::Valid {
             node.shadows_left -= 1;
             self.shadow(to, i);
         }
+        let linger = self.sc.node.linger_ms;
+        if linger > 0.0 {
+            let node = &mut self.nodes[to as usize];
+            node.batch.push((i, from));
+            if node.batch.len() == 1 {
+                let (at, epoch) = (self.now + (linger * 1000.0) as u64, node.epoch);
+                self.schedule(at, Ev::Flush { node: to, epoch });
+            }
+            return;
+        }
+        self.judge(to, from, i);
+    }
+
+    /// The batch has lingered: pay for its validation (if modelled), then judge it.
+    pub(crate) fn flush(&mut self, n: u32, epoch: u32) {
+        let node = &mut self.nodes[n as usize];
+        if node.epoch != epoch || node.status != Status::Up {
+            return;
+        }
+        let batch = std::mem::take(&mut node.batch);
+        let cost = self.sc.node.cpu_per_event_us;
+        if cost > 0.0 {
+            let done = self.cpu(n, (cost * batch.len() as f64) as u64);
+            let batch = batch.into_boxed_slice();
+            self.schedule(
+                done,
+                Ev::Validate {
+                    node: n,
+                    epoch,
+                    batch,
+                },
+            );
+        } else {
+            self.validate(n, epoch, &batch);
+        }
+    }
+
+    /// The replica judges a batch of gossip messages, one at a time in arrival order.
+    pub(crate) fn validate(&mut self, n: u32, epoch: u32, batch: &[(u32, u32)]) {
+        let node = &self.nodes[n as usize];
+        if node.epoch != epoch || node.status != Status::Up {
+            return;
+        }
+        for &(i, from) in batch {
+            self.judge(n, from, i);
+        }
+    }
+
+    /// Hands gossip message `i` from `from` to node `to`'s replica.
+    fn judge(&mut self, to: u32, from: u32, i: u32) {
         let bytes = self.msgs[i as usize].bytes.clone();
         let input = Input::Gossip {
             from: PeerId(u64::from(from)),
@@ -64,9 +124,20 @@ impl World {
     }
 
     fn forward(&mut self, n: u32, i: u32, except: u32) {
-        let mesh = self.nodes[n as usize].mesh.clone();
+        let gid = self.msgs[i as usize].gid;
+        let node = &mut self.nodes[n as usize];
+        let mut skip = Vec::new();
+        if !node.sent_copy.is_empty() {
+            node.sent_copy.retain(|&(g, p)| {
+                if g == gid {
+                    skip.push(p);
+                }
+                g != gid
+            });
+        }
+        let mesh = node.mesh.clone();
         for p in mesh {
-            if p != except {
+            if p != except && !skip.contains(&p) {
                 self.send(n, p, Wire::Gossip(i));
             }
         }
@@ -158,6 +229,9 @@ impl World {
             ));
         }
         if !node.recorded.set(i) {
+            if self.actors.last_local == Some(i) {
+                self.counters.origin_accepts += 1;
+            }
             let lat = self.now.saturating_sub(msg.created);
             self.latencies.push(lat.min(u64::from(u32::MAX)) as u32);
             let last = &mut self.last_accept[i as usize];

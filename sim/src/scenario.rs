@@ -32,6 +32,9 @@ pub struct Scenario {
     /// The gossip mesh.
     #[serde(default)]
     pub gossip: Gossip,
+    /// What handling a message costs a node (batching linger, CPU); free by default.
+    #[serde(default)]
+    pub node: NodeModel,
     /// What honest users do.
     pub workload: Workload,
     /// Scheduled faults.
@@ -73,7 +76,8 @@ pub struct Network {
     /// Uplink bandwidth of every node, megabits per second.
     #[serde(default = "default_mbps")]
     pub uplink_mbps: f64,
-    /// Connections per node (random graph; the mesh is chosen among them).
+    /// Connections per node (random graph; the mesh is chosen among them). At `nodes - 1` or
+    /// more every node is connected to every other (as when all resolve one `--join` name).
     #[serde(default = "default_conns")]
     pub connections: usize,
 }
@@ -123,6 +127,26 @@ impl Default for Gossip {
             anti_entropy_ms: 10_000,
         }
     }
+}
+
+/// What handling a message costs a node, after the real node (`node/src/event_loop.rs`):
+/// gossip is validated in batches that linger a few ms for company, and every message takes
+/// CPU time on a host whose cores may be shared. All zero by default: a message is handled the
+/// instant it arrives, which is what large scenarios want (and costs no extra queue entries).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeModel {
+    /// A gossip message that starts a validation batch waits this long before the replica
+    /// sees the batch (the node's `GOSSIP_LINGER`), ms.
+    pub linger_ms: f64,
+    /// CPU per message received (gossip, duplicates included, IHAVE, IWANT, sync), µs. A node
+    /// handles one thing at a time, so messages queue behind each other.
+    pub cpu_per_msg_us: f64,
+    /// CPU per gossip event the replica validates (decode, signature, rules, forwarding), µs.
+    pub cpu_per_event_us: f64,
+    /// Every node runs on one host with this many cores, shared first come first served
+    /// (processes on one machine, as in the loopback calibration); 0: a CPU per node.
+    pub host_cores: usize,
 }
 
 /// Honest users: writers with grants, an admin revoking, late joiners.
@@ -334,7 +358,8 @@ impl Scenario {
         let n = &self.network;
         let g = &self.gossip;
         let byz: usize = self.adversaries.iter().map(|a| a.nodes).sum();
-        let checks: [(bool, String); 9] = [
+        let m = &self.node;
+        let checks: [(bool, String); 10] = [
             (self.nodes >= 2, "`nodes` must be at least 2".into()),
             (
                 !n.regions.is_empty()
@@ -360,6 +385,11 @@ impl Scenario {
             (
                 g.d_low <= g.d && g.d <= g.d_high && g.d >= 1 && g.heartbeat_ms > 0,
                 "gossip degrees must satisfy 1 <= d_low <= d <= d_high, heartbeat_ms > 0".into(),
+            ),
+            (
+                m.linger_ms >= 0.0 && m.cpu_per_msg_us >= 0.0 && m.cpu_per_event_us >= 0.0,
+                "`node.linger_ms`, `cpu_per_msg_us` and `cpu_per_event_us` must not be negative"
+                    .into(),
             ),
             (
                 self.workload.writers >= 1

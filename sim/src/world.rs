@@ -63,7 +63,29 @@ pub(crate) enum Wire {
 /// A scheduled happening.
 #[derive(Debug)]
 pub(crate) enum Ev {
-    Deliver { to: u32, from: u32, wire: Wire },
+    /// A message arrives at `to`.
+    Deliver {
+        to: u32,
+        from: u32,
+        wire: Wire,
+    },
+    /// `to` has spent the CPU a message costs and handles it (only with `node.cpu_per_msg_us`).
+    Received {
+        to: u32,
+        from: u32,
+        wire: Wire,
+    },
+    /// A node's validation batch has lingered long enough (only with `node.linger_ms`).
+    Flush {
+        node: u32,
+        epoch: u32,
+    },
+    /// A node has spent the CPU a batch costs; the replica judges it.
+    Validate {
+        node: u32,
+        epoch: u32,
+        batch: Box<[(u32, u32)]>,
+    },
     Heartbeat(u32),
     Action(u32),
     Sample,
@@ -141,6 +163,15 @@ pub(crate) struct Node {
     /// Restart from the log after a crash.
     pub(crate) restart_with_log: bool,
     pub(crate) uplink_free: Micros,
+    /// When this node's CPU is next free (with `node.cpu_*`).
+    pub(crate) cpu_free: Micros,
+    /// Gossip (message, sender) waiting for the next validation (with `node.linger_ms`).
+    pub(crate) batch: Vec<(u32, u32)>,
+    /// (gossip id, peer): copies that arrived while the message waited in `batch`; gossipsub
+    /// does not forward it back to those peers.
+    pub(crate) sent_copy: Vec<(u32, u32)>,
+    /// Incremented when the node goes down, so work scheduled before is dropped.
+    pub(crate) epoch: u32,
     pub(crate) rng: Rng,
     pub(crate) traffic: Traffic,
     pub(crate) heartbeats: u64,
@@ -159,6 +190,8 @@ pub(crate) struct Counters {
     pub(crate) local_rejected: u64,
     pub(crate) invalid_accepted: u64,
     pub(crate) control_bytes: u64,
+    /// Latency records of writers accepting their own events (always 0 µs).
+    pub(crate) origin_accepts: u64,
 }
 
 /// The simulation.
@@ -188,6 +221,8 @@ pub(crate) struct World {
     pub(crate) faults_on: bool,
     pub(crate) actions: Vec<(Micros, crate::actors::Action)>,
     pub(crate) actors: crate::actors::Actors,
+    /// When each core of the shared host is next free (`node.host_cores`; empty: no host).
+    pub(crate) cores: Vec<Micros>,
 }
 
 impl World {
@@ -218,6 +253,15 @@ impl World {
     fn step(&mut self, ev: Ev) {
         match ev {
             Ev::Deliver { to, from, wire } => self.deliver(to, from, wire),
+            Ev::Received { to, from, wire } => {
+                if self.nodes[to as usize].status == Status::Up {
+                    self.receive(to, from, wire);
+                } else {
+                    self.counters.dropped_no_link += 1;
+                }
+            }
+            Ev::Flush { node, epoch } => self.flush(node, epoch),
+            Ev::Validate { node, epoch, batch } => self.validate(node, epoch, &batch),
             Ev::Heartbeat(n) => self.heartbeat(n),
             Ev::Action(i) => self.act(i),
             Ev::Sample => self.sample(),
@@ -301,6 +345,31 @@ impl World {
         if node.deaf {
             return;
         }
+        let cost = self.sc.node.cpu_per_msg_us;
+        if cost > 0.0 {
+            let done = self.cpu(to, cost as u64);
+            self.schedule(done, Ev::Received { to, from, wire });
+            return;
+        }
+        self.receive(to, from, wire);
+    }
+
+    /// Node `n` spends `cost_us` of CPU, after what it is already doing and, on a shared host,
+    /// on the first core free; returns when it is done. First come, first served.
+    pub(crate) fn cpu(&mut self, n: u32, cost_us: u64) -> Micros {
+        let node = &mut self.nodes[n as usize];
+        let mut start = self.now.max(node.cpu_free);
+        let core = (0..self.cores.len()).min_by_key(|&k| (self.cores[k], k));
+        if let Some(k) = core {
+            start = start.max(self.cores[k]);
+            self.cores[k] = start + cost_us;
+        }
+        node.cpu_free = start + cost_us;
+        start + cost_us
+    }
+
+    /// Handles a message that has arrived (and, with a CPU model, been paid for).
+    fn receive(&mut self, to: u32, from: u32, wire: Wire) {
         match wire {
             Wire::Gossip(i) => self.on_gossip(to, from, i),
             Wire::IHave(ids) => self.on_ihave(to, from, &ids),
@@ -406,6 +475,7 @@ impl World {
             faults_on: true,
             actions: Vec::new(),
             actors: crate::actors::Actors::default(),
+            cores: Vec::new(),
         }
     }
 }

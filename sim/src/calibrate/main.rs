@@ -1,0 +1,393 @@
+//! `ate-calibrate`: run a scenario's workload on real `ate node run` processes on loopback,
+//! measure how long each write takes to become visible on every other node, and set the
+//! figures beside the simulator's for the same scenario (DESIGN §9: the mesh model is
+//! calibrated against real nodes).
+//!
+//! Visibility is observed, not polled: the harness holds one server-sent-events stream
+//! (`/v1/chains/<id>/changes`) per node and stamps each change the moment its chunk is read.
+//! A write's latency on node `j` is `t_j - t_origin`, both stamps taken by this one process
+//! and clock, `t_origin` being the change on the node the write was posted to. The nodes find
+//! each other by `--join` against a dnsmasq the harness starts, so every node dials every
+//! other (a full mesh of connections, as on a LAN where everyone resolves the same name).
+
+mod cluster;
+mod http;
+mod workload;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ate_protocol::EventId;
+use ate_sim::report::Dist;
+use clap::Parser;
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ate-calibrate",
+    about = "Run a scenario's workload on real `ate` processes on loopback and compare with the simulator.",
+    after_help = "Example:\n  cargo build --release -p ate-node -p ate-sim\n  target/release/ate-calibrate scenarios/lan-20.toml --ate target/release/ate --runs 3\n\nNeeds dnsmasq (apt-get install dnsmasq-base). Uses 127.0.0.49 (DNS) and 127.0.0.50+ (nodes),\nports 4600 (p2p), 4653 (DNS) and 4680 (API) by default. Every process it starts is killed\nwhen it exits. Exit codes: 0 sim within --tolerance of real, 1 outside it, 2 error."
+)]
+struct Cli {
+    /// The scenario whose workload (nodes, writers, events, rate, keys, value size) is played.
+    scenario: PathBuf,
+    /// The `ate` binary.
+    #[arg(long, default_value = "target/release/ate")]
+    ate: PathBuf,
+    /// Fresh clusters to measure; the report quotes the median of each figure.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// First node address (node i gets this + i; DNS listens on this - 1).
+    #[arg(long, default_value = "127.0.0.50")]
+    base_ip: std::net::Ipv4Addr,
+    /// libp2p TCP port.
+    #[arg(long, default_value_t = 4600)]
+    p2p_port: u16,
+    /// HTTP API port.
+    #[arg(long, default_value_t = 4680)]
+    api_port: u16,
+    /// dnsmasq port.
+    #[arg(long, default_value_t = 4653)]
+    dns_port: u16,
+    /// Seconds to let gossip meshes settle before writing.
+    #[arg(long, default_value_t = 3)]
+    settle_s: u64,
+    /// Seed of keys and record keys (and of the simulator run).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Largest accepted relative difference between sim and real p50/p99.
+    #[arg(long, default_value_t = 0.2)]
+    tolerance: f64,
+    /// Output directory (logs, real.json, compare.json).
+    #[arg(long, default_value = "sim-out/calibrate")]
+    out: PathBuf,
+}
+
+/// One real run's figures.
+#[derive(Debug, Clone, Serialize)]
+struct RealRun {
+    /// Write → visible on another node, over all (write, other node) pairs, ms.
+    delivery_ms: Dist,
+    /// Write → visible on the last other node, per write, ms.
+    event_convergence_ms: Dist,
+    /// (write, node) pairs never seen before the deadline.
+    missing: usize,
+    /// /proc/loadavg before the run (the machine is shared; timings depend on it).
+    loadavg: String,
+    /// CPU the node processes used while the puts went out, per put (all nodes together), ms.
+    nodes_cpu_ms_per_put: f64,
+    /// CPU the node processes used per second while idle (before the puts), ms.
+    nodes_idle_cpu_ms_per_s: f64,
+    /// Share of the machine's CPU time used by everything else (other work, this harness)
+    /// during the puts: the nodes had the rest.
+    others_cpu_share: f64,
+    /// Wall time of the put phase (from the first put to every node seeing the last), s.
+    put_phase_s: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<bool> {
+    let sc = ate_sim::Scenario::load(&cli.scenario)?;
+    let seed = cli.seed.unwrap_or(sc.seed);
+    std::fs::create_dir_all(&cli.out)?;
+    let mut runs = Vec::new();
+    for r in 0..cli.runs {
+        let layout = cluster::Layout {
+            ate: cli.ate.clone(),
+            base_ip: cli.base_ip,
+            p2p_port: cli.p2p_port,
+            api_port: cli.api_port,
+            dns_port: cli.dns_port,
+            dir: cli.out.join(format!("run{r}")),
+        };
+        let one = measure(cli, &sc, layout, seed + r as u64)?;
+        println!(
+            "real run {r}: delivery p50 {:.3} p99 {:.3} ms; convergence p50 {:.3} p99 {:.3} ms; \
+             missing {}; nodes' CPU {:.2} ms per put ({:.0} ms/s idle); others used {:.0}% of the CPU; load {}",
+            one.delivery_ms.p50,
+            one.delivery_ms.p99,
+            one.event_convergence_ms.p50,
+            one.event_convergence_ms.p99,
+            one.missing,
+            one.nodes_cpu_ms_per_put,
+            one.nodes_idle_cpu_ms_per_s,
+            one.others_cpu_share * 100.0,
+            one.loadavg
+        );
+        runs.push(one);
+    }
+    write_json(&cli.out.join("real.json"), &runs)?;
+    compare(cli, &sc, seed, &runs)
+}
+
+/// The `[node]` costs this machine's measurements give: the replica's validation cost, and
+/// the rest of the nodes' CPU per put spread over the gossip messages the simulator counts
+/// per put (duplicates included).
+fn suggest(sc: &ate_sim::Scenario, runs: &[RealRun], report: &ate_sim::report::Report) {
+    let per_event_us = replica_us_per_event();
+    let cpu_put_us = median(runs.iter().map(|r| r.nodes_cpu_ms_per_put).collect()) * 1000.0;
+    let events = report.event_convergence_ms.count.max(1) as f64;
+    let msgs_per_put = report.gossip_deliveries as f64 / events;
+    let per_msg_us = (cpu_put_us - sc.nodes as f64 * per_event_us) / msgs_per_put.max(1.0);
+    println!(
+        "measured: nodes' CPU {:.0} µs per put (median), replica validation {per_event_us:.1} µs \
+         per event; the simulator counts {msgs_per_put:.1} gossip messages per put\n\
+         suggested [node]: cpu_per_event_us = {per_event_us:.0}, cpu_per_msg_us = {per_msg_us:.0} \
+         (scenario has {}, {})",
+        cpu_put_us, sc.node.cpu_per_event_us, sc.node.cpu_per_msg_us
+    );
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Per node: (time, event id) of every added version it streamed.
+type Seen = Vec<(Instant, EventId)>;
+
+fn measure(
+    cli: &Cli,
+    sc: &ate_sim::Scenario,
+    layout: cluster::Layout,
+    seed: u64,
+) -> Result<RealRun> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let n = sc.nodes;
+    let dir = layout.dir.clone();
+    let c = cluster::start(layout, n)?;
+    let mut rng = workload::Mix(seed);
+    let (chain, writers) = workload::setup(&c, sc.workload.writers, &mut rng)?;
+    let counts: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
+    let opened = Arc::new(AtomicUsize::new(0));
+    let mut readers = Vec::new();
+    for i in 0..n {
+        let (api, counts, opened) = (c.layout.api(i), counts.clone(), opened.clone());
+        let path = format!("/v1/chains/{chain}/changes");
+        readers.push(std::thread::spawn(move || {
+            let mut seen: Seen = Vec::new();
+            let _ = http::follow_sse(
+                api,
+                &path,
+                |t, v| {
+                    let id = v["id"].as_str().and_then(|s| s.parse().ok());
+                    if let (Some(id), Some("added")) = (id, v["kind"].as_str()) {
+                        seen.push((t, id));
+                        counts[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                },
+                || {
+                    opened.fetch_add(1, Ordering::Relaxed);
+                },
+            );
+            seen
+        }));
+    }
+    cluster::wait_for("every change stream", Duration::from_secs(10), || {
+        (opened.load(Ordering::Relaxed) == n).then_some(())
+    })?;
+    let (idle0, t_idle) = (c.nodes_cpu_ms(), Instant::now());
+    std::thread::sleep(Duration::from_secs(cli.settle_s));
+    let idle_rate = (c.nodes_cpu_ms() - idle0) / t_idle.elapsed().as_secs_f64();
+    let (cpu0, mach0, t0) = (c.nodes_cpu_ms(), cluster::machine_cpu_ms(), Instant::now());
+    let puts = workload::puts(&c, &chain, &writers, &sc.workload, &mut rng)?;
+    let want = puts.len();
+    let _ = cluster::wait_for(
+        "every node to see every put",
+        Duration::from_secs(30),
+        || {
+            counts
+                .iter()
+                .all(|x| x.load(Ordering::Relaxed) >= want)
+                .then_some(())
+        },
+    );
+    let (cpu1, mach1, wall) = (c.nodes_cpu_ms(), cluster::machine_cpu_ms(), t0.elapsed());
+    let nodes_cpu = cpu1 - cpu0;
+    let (busy, total) = (mach1.0 - mach0.0, mach1.1 - mach0.1);
+    // Stopping the nodes closes the streams, which ends the reader threads.
+    drop(c);
+    let seen: Vec<Seen> = readers
+        .into_iter()
+        .map(|h| h.join().unwrap_or_default())
+        .collect();
+    let (mut run, pairs) = figures(&puts, &seen, loadavg.trim().to_string());
+    write_json(&dir.join("latencies.json"), &pairs)?;
+    run.nodes_cpu_ms_per_put = nodes_cpu / want.max(1) as f64;
+    run.nodes_idle_cpu_ms_per_s = idle_rate;
+    run.others_cpu_share = ((busy - nodes_cpu) / total.max(1.0)).clamp(0.0, 1.0);
+    run.put_phase_s = wall.as_secs_f64();
+    Ok(run)
+}
+
+/// The run's figures, and every (write, other node) latency in µs, per write in write order
+/// (node order inside), for plots and for checking the model by hand.
+fn figures(puts: &[workload::Put], seen: &[Seen], loadavg: String) -> (RealRun, Vec<Vec<u64>>) {
+    let at: Vec<HashMap<EventId, Instant>> = seen
+        .iter()
+        .map(|s| s.iter().map(|&(t, id)| (id, t)).collect())
+        .collect();
+    let (mut pairs, mut conv, mut missing) = (Vec::new(), Vec::new(), 0);
+    let mut per_write = Vec::with_capacity(puts.len());
+    for p in puts {
+        let mut row = Vec::new();
+        let t0 = at[p.node].get(&p.id).copied().unwrap_or(p.acked);
+        let mut last = Some(0u64);
+        for (j, m) in at.iter().enumerate() {
+            if j == p.node {
+                continue;
+            }
+            match m.get(&p.id) {
+                Some(&t) => {
+                    let us = t.saturating_duration_since(t0).as_micros() as u64;
+                    pairs.push(us);
+                    row.push(us);
+                    last = last.map(|l| l.max(us));
+                }
+                None => {
+                    missing += 1;
+                    last = None;
+                }
+            }
+        }
+        conv.extend(last);
+        per_write.push(row);
+    }
+    let run = RealRun {
+        delivery_ms: Dist::of(pairs, 1e-3),
+        event_convergence_ms: Dist::of(conv, 1e-3),
+        missing,
+        loadavg,
+        nodes_cpu_ms_per_put: 0.0,
+        nodes_idle_cpu_ms_per_s: 0.0,
+        others_cpu_share: 0.0,
+        put_phase_s: 0.0,
+    };
+    (run, per_write)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Runs the simulator on the scenario and prints real vs sim; true when p50 and p99 of both
+/// figures are within the tolerance.
+fn compare(cli: &Cli, sc: &ate_sim::Scenario, seed: u64, runs: &[RealRun]) -> Result<bool> {
+    let o = ate_sim::run(sc, seed, &mut |_, _| {});
+    let r = &o.report;
+    suggest(sc, runs, r);
+    let real = |f: fn(&RealRun) -> f64| median(runs.iter().map(f).collect());
+    let rows = [
+        (
+            "delivery p50 ms",
+            real(|x| x.delivery_ms.p50),
+            r.remote_delivery_latency_ms.p50,
+        ),
+        (
+            "delivery p99 ms",
+            real(|x| x.delivery_ms.p99),
+            r.remote_delivery_latency_ms.p99,
+        ),
+        (
+            "convergence p50 ms",
+            real(|x| x.event_convergence_ms.p50),
+            r.event_convergence_ms.p50,
+        ),
+        (
+            "convergence p99 ms",
+            real(|x| x.event_convergence_ms.p99),
+            r.event_convergence_ms.p99,
+        ),
+    ];
+    println!("{:<22} {:>10} {:>10} {:>8}", "", "real", "sim", "diff");
+    let mut within = true;
+    let mut table = Vec::new();
+    for (name, a, b) in rows {
+        let diff = if a > 0.0 { (b - a) / a } else { f64::INFINITY };
+        within &= diff.abs() <= cli.tolerance;
+        println!("{name:<22} {a:>10.3} {b:>10.3} {:>+7.1}%", diff * 100.0);
+        table.push(serde_json::json!({ "figure": name, "real": a, "sim": b, "diff": diff }));
+    }
+    let doc = serde_json::json!({
+        "scenario": sc.name,
+        "seed": seed,
+        "runs": runs.len(),
+        "tolerance": cli.tolerance,
+        "within_tolerance": within,
+        "rows": table,
+        "sim_passed": o.passed,
+    });
+    write_json(&cli.out.join("compare.json"), &doc)?;
+    println!(
+        "{} (tolerance ±{:.0}%); wrote {}/{{real.json,compare.json}}",
+        if within { "WITHIN" } else { "OUTSIDE" },
+        cli.tolerance * 100.0,
+        cli.out.display()
+    );
+    Ok(within)
+}
+
+/// CPU one replica spends validating one gossiped put with real signature checks, µs: the
+/// measured part of `node.cpu_per_event_us`. Median of five passes over 400 puts.
+fn replica_us_per_event() -> f64 {
+    use ate_protocol::{Input, PeerId, Replica, Rights, SecretKey, Writer};
+    let root = SecretKey::from_seed([1; 32]);
+    let g = ate_protocol::genesis("bench", &root, &[], Default::default(), 1, 0).encode();
+    let Ok(mut author) = Replica::new(&g, Default::default()) else {
+        return 0.0;
+    };
+    let w = Writer::new(SecretKey::from_seed([2; 32]));
+    let mut events = Vec::new();
+    let grant = Writer::new(root).grant(&author, w.public(), "", Rights::Write, 0);
+    events.push(grant.encode());
+    let _ = author.handle(0, Input::local(grant));
+    for n in 0..400u64 {
+        let v = serde_json::json!({ "n": n, "pad": "x".repeat(80) });
+        let ev = w.put_json(&author, &format!("k{:05}", n % 50), &v, n);
+        events.push(ev.encode());
+        let _ = author.handle(0, Input::local(ev));
+    }
+    let mut per_event = Vec::new();
+    for _ in 0..5 {
+        let Ok(mut r) = Replica::new(&g, Default::default()) else {
+            return 0.0;
+        };
+        let from = PeerId(1);
+        let _ = r.handle(
+            0,
+            Input::Gossip {
+                from,
+                bytes: events[0].clone(),
+            },
+        );
+        let t = Instant::now();
+        for b in &events[1..] {
+            let _ = r.handle(
+                0,
+                Input::Gossip {
+                    from,
+                    bytes: b.clone(),
+                },
+            );
+        }
+        per_event.push(t.elapsed().as_secs_f64() * 1e6 / (events.len() - 1) as f64);
+    }
+    median(per_event)
+}
