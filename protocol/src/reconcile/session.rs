@@ -10,7 +10,7 @@ use super::fingerprint::{ItemSum, RangeSummary, SessionKey};
 use super::index::ReconIndex;
 use super::key::{Bound, ReconKey, separator};
 use super::wire::{
-    MalformedMsg, Range, RangePayload, ReconMsg, WireRange, Writer, questions, resolve,
+    MalformedMsg, Payload, Range, RangePayload, ReconMsg, WireRange, Writer, questions, resolve,
 };
 use crate::ids::EventId;
 
@@ -416,8 +416,20 @@ impl Session {
         if asks {
             self.state = State::Waiting;
             self.next_round += 1;
+            // Only the bounds of our questions matter later: id lists become skips (bounds
+            // are deltas from the previous bound, so they stay valid).
+            let bounds: Vec<WireRange> = ranges
+                .iter()
+                .map(|r| WireRange {
+                    upper: r.upper.clone(),
+                    payload: match &r.payload {
+                        Payload::Ids(_) => Payload::Skip,
+                        other => other.clone(),
+                    },
+                })
+                .collect();
             // Invariant: plain vectors always serialize.
-            self.asked = postcard::to_allocvec(ranges).unwrap_or_default();
+            self.asked = postcard::to_allocvec(&bounds).unwrap_or_default();
         } else {
             self.state = State::Done;
             self.asked = Vec::new();

@@ -94,7 +94,7 @@ fn million_items_figures() {
         b_sc.remove(k.clock, k.id);
     }
     report("scattered diff: B lacks 1000", &a, &b_sc, &cfg);
-    for max_msg_bytes in [256 << 10, 1 << 20] {
+    for max_msg_bytes in [64 << 10, 1 << 20] {
         let big = ReconConfig {
             max_msg_bytes,
             ..cfg.clone()

@@ -63,12 +63,12 @@ fn config(split: usize, threshold: usize, small: bool) -> ReconConfig {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(160))]
+    #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
     fn both_sides_learn_exactly_the_difference(
         kind in 0u8..5,
-        n in 0u64..600,
+        n in 0u64..2_000,
         seed in any::<u64>(),
         split in 2usize..20,
         threshold in 1usize..40,
