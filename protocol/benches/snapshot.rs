@@ -117,16 +117,22 @@ fn snapshot(c: &mut Criterion) {
     let before_body = r.body_bytes();
     let c = r.compact();
     let compacted_snap = r.snapshot();
+    let before = ALLOCATOR.allocated();
+    let compacted = restore(&chain.genesis, &compacted_snap);
+    let heap_compacted = ALLOCATOR.allocated() - before;
+    assert_eq!(compacted.view().digest(), r.view().digest());
     let log_before: usize = chain.events.iter().map(Vec::len).sum();
     let log_after: usize = r.envelopes_in_order().map(|e| e.len()).sum();
     eprintln!(
-        "compaction: {} bodies dropped, {:.1} of {:.1} MB body bytes freed; snapshot {:.1} MB; log of envelopes {:.1} MB -> {:.1} MB",
+        "compaction: {} bodies dropped, {:.1} of {:.1} MB body bytes freed; snapshot {:.1} MB; log of envelopes {:.1} MB -> {:.1} MB; compacted replica heap {:.1} MB ({:.0} B/event beyond body bytes)",
         c.pruned.len(),
         c.bytes_freed as f64 / 1e6,
         before_body as f64 / 1e6,
         compacted_snap.len() as f64 / 1e6,
         log_before as f64 / 1e6,
         log_after as f64 / 1e6,
+        heap_compacted as f64 / 1e6,
+        per_event(heap_compacted, &compacted),
     );
 }
 
