@@ -57,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let again = msg.encode();
-        assert!(again.len() <= chunk.len(), "re-encoding is never longer than the input");
+        assert!(
+            again.len() <= chunk.len(),
+            "re-encoding is never longer than the input"
+        );
         assert_eq!(again.len(), msg.encoded_len());
         let named: usize = msg
             .ranges()
