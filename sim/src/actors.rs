@@ -165,9 +165,8 @@ impl World {
             Action::Put { seq } => self.honest_put(seq),
             Action::Revoke { writer } => self.revoke(writer),
             Action::GoDeaf { node } => {
-                let nd = &mut self.nodes[node as usize];
-                nd.deaf = true;
-                nd.byzantine = true;
+                self.link[node as usize].deaf = true;
+                self.nodes[node as usize].byzantine = true;
             }
             Action::BlindPut { writer, k } => self.blind_put(writer, k),
             Action::BlindGrant { writer } => self.blind_grant(writer),
@@ -181,11 +180,10 @@ impl World {
 
     /// Builds an event on node `n`'s replica, registers it and feeds it as a local event.
     fn local(&mut self, n: u32, class: Class, build: impl FnOnce(&ate_protocol::Replica) -> Event) {
-        let node = &self.nodes[n as usize];
-        if node.status != Status::Up {
+        if !self.is_up(n) {
             return;
         }
-        let Some(rep) = node.replica.as_ref() else {
+        let Some(rep) = self.nodes[n as usize].replica.as_deref() else {
             return;
         };
         let ev = build(rep);
@@ -245,8 +243,8 @@ impl World {
         for off in 0..nw {
             let wi = (seq + off) % nw;
             let (n, sk) = self.actors.writers[wi].clone();
-            let node = &self.nodes[n as usize];
-            if self.actors.revoked.contains(&wi) || node.status != Status::Up || node.deaf {
+            let link = &self.link[n as usize];
+            if self.actors.revoked.contains(&wi) || link.status != Status::Up || link.deaf {
                 continue;
             }
             let (k, v) = self.value(seq);
@@ -359,11 +357,10 @@ impl World {
             self.nodes[n as usize].shadows_left += k;
             return;
         }
-        let node = &self.nodes[n as usize];
-        if node.status != Status::Up {
+        if !self.is_up(n) {
             return;
         }
-        let Some(rep) = node.replica.as_ref() else {
+        let Some(rep) = self.nodes[n as usize].replica.as_deref() else {
             return;
         };
         let Some((_, _, sk)) = self.actors.byz.iter().find(|b| b.0 == n).cloned() else {

@@ -6,7 +6,7 @@ use ate_protocol::{Input, PeerId};
 use crate::actors::Action;
 use crate::rng::Rng;
 use crate::scenario::Fault;
-use crate::world::{Bits, Ev, Node, Status, Traffic, World};
+use crate::world::{Ev, Link, Node, Status, Traffic, World};
 
 impl World {
     /// Creates the nodes, a random connection graph and the initial mesh.
@@ -14,25 +14,29 @@ impl World {
         let n = self.sc.nodes;
         let regions = self.sc.network.regions.len().max(1);
         let late = n - self.sc.workload.late_joiners;
+        self.keep_logs =
+            (self.sc.faults.iter()).any(|f| matches!(f, Fault::Crash { with_log: true, .. }));
         for i in 0..n {
-            self.nodes.push(Node {
-                replica: None,
+            self.link.push(Link {
                 status: if i < late {
                     Status::Up
                 } else {
                     Status::NotJoined
                 },
-                byzantine: false,
                 deaf: false,
-                shadows_left: 0,
                 region: (i % regions) as u8,
                 group: 0,
+            });
+            self.traffic.push(Traffic::default());
+            self.nodes.push(Node {
+                replica: None,
+                byzantine: false,
+                shadows_left: 0,
                 peers: Vec::new(),
                 mesh: Vec::new(),
-                seen: Bits::default(),
-                recorded: Bits::default(),
                 held: Vec::new(),
-                windows: vec![Vec::new()],
+                mcache: Default::default(),
+                window: 0,
                 log: Vec::new(),
                 restart_with_log: false,
                 uplink_free: 0,
@@ -41,7 +45,6 @@ impl World {
                 sent_copy: Vec::new(),
                 epoch: 0,
                 rng: Rng::derive(self.seed, 1 + i as u64),
-                traffic: Traffic::default(),
                 heartbeats: 0,
             });
         }
@@ -52,7 +55,7 @@ impl World {
         self.connect();
         for a in 0..n as u32 {
             self.nodes[a as usize].peers.sort_unstable();
-            if self.nodes[a as usize].status == Status::Up {
+            if self.is_up(a) {
                 self.nodes[a as usize].replica = self.new_replica(a);
             }
             let phase = self.rng.below(self.sc.gossip.heartbeat_ms * 1000);
@@ -60,7 +63,7 @@ impl World {
         }
         // The network has been up for a while when the run starts: meshes are formed.
         for a in 0..n as u32 {
-            if self.nodes[a as usize].status == Status::Up {
+            if self.is_up(a) {
                 self.repair_mesh(a);
             }
         }
@@ -96,11 +99,11 @@ impl World {
             } => {
                 for i in 0..self.nodes.len() {
                     let g = if by_region {
-                        u32::from(self.nodes[i].region)
+                        u32::from(self.link[i].region)
                     } else {
                         u32::from(self.rng.chance(split))
                     };
-                    self.nodes[i].group = g;
+                    self.link[i].group = g;
                 }
                 self.disconnect_split();
             }
@@ -132,10 +135,7 @@ impl World {
     fn pick_honest(&mut self, count: usize) -> Vec<u32> {
         let first = 1 + self.sc.workload.writers as u32;
         let cand: Vec<u32> = (first..self.nodes.len() as u32)
-            .filter(|&i| {
-                let n = &self.nodes[i as usize];
-                n.status == Status::Up && !n.byzantine
-            })
+            .filter(|&i| self.is_up(i) && !self.nodes[i as usize].byzantine)
             .collect();
         self.rng.sample(&cand, count)
     }
@@ -145,7 +145,7 @@ impl World {
         for a in 0..self.nodes.len() as u32 {
             let peers = self.nodes[a as usize].peers.clone();
             for b in peers {
-                let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+                let (x, y) = (&self.link[a as usize], &self.link[b as usize]);
                 if x.group != y.group && x.status == Status::Up && y.status == Status::Up {
                     self.nodes[a as usize].mesh.retain(|&p| p != b);
                     self.feed(a, Input::PeerDown(PeerId(u64::from(b))), None);
@@ -156,9 +156,9 @@ impl World {
 
     /// Everyone in one group again; reconnected peers exchange heads.
     pub(crate) fn heal(&mut self) {
-        let before: Vec<u32> = self.nodes.iter().map(|n| n.group).collect();
-        for n in &mut self.nodes {
-            n.group = 0;
+        let before: Vec<u32> = self.link.iter().map(|l| l.group).collect();
+        for l in &mut self.link {
+            l.group = 0;
         }
         for a in 0..self.nodes.len() as u32 {
             let peers = self.nodes[a as usize].peers.clone();
@@ -172,8 +172,8 @@ impl World {
 
     fn take_down(&mut self, n: u32, status: Status) {
         let peers = self.live_peers(n);
+        self.link[n as usize].status = status;
         let node = &mut self.nodes[n as usize];
-        node.status = status;
         node.replica = None;
         node.mesh.clear();
         node.held.clear();
@@ -187,7 +187,7 @@ impl World {
     }
 
     pub(crate) fn restart(&mut self, n: u32) {
-        if self.nodes[n as usize].status == Status::Down {
+        if self.link[n as usize].status == Status::Down {
             let with_log = self.nodes[n as usize].restart_with_log;
             self.bring_up(n, with_log);
         }
@@ -197,11 +197,14 @@ impl World {
     /// exchange with every connected peer.
     pub(crate) fn bring_up(&mut self, n: u32, with_log: bool) {
         let rep = self.new_replica(n);
+        self.link[n as usize].status = Status::Up;
+        // A fresh process: an empty seen cache and message cache.
+        for b in &mut self.seen {
+            b.clear(n);
+        }
         let node = &mut self.nodes[n as usize];
-        node.status = Status::Up;
         node.replica = rep;
-        node.seen = Bits::default();
-        node.windows = vec![Vec::new()];
+        node.mcache.clear();
         let log = if with_log {
             std::mem::take(&mut node.log)
         } else {

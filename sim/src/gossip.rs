@@ -12,7 +12,7 @@
 
 use ate_protocol::{EventId, Input, Output, PeerId, Verdict};
 
-use crate::world::{Class, Ev, Status, Wire, World};
+use crate::world::{Class, Ev, Wire, World};
 
 const CONTROL_BYTES: u64 = 64;
 const MAX_IHAVE: usize = 5000;
@@ -21,21 +21,23 @@ impl World {
     pub(crate) fn on_gossip(&mut self, to: u32, from: u32, i: u32) {
         self.counters.gossip_deliveries += 1;
         let gid = self.msgs[i as usize].gid;
-        let node = &mut self.nodes[to as usize];
-        if node.seen.set(gid) {
+        if self.seen[gid as usize].set(to) {
             self.counters.gossip_duplicates += 1;
             // gossipsub does not forward a message back to peers that sent it a copy while it
             // waited for validation (its "originating peers").
-            if !node.batch.is_empty()
-                && node
+            if self.sc.node.linger_ms > 0.0 {
+                let node = &mut self.nodes[to as usize];
+                if node
                     .batch
                     .iter()
                     .any(|b| self.msgs[b.0 as usize].gid == gid)
-            {
-                node.sent_copy.push((gid, from));
+                {
+                    node.sent_copy.push((gid, from));
+                }
             }
             return;
         }
+        let node = &mut self.nodes[to as usize];
         if node.shadows_left > 0 && self.msgs[i as usize].class == Class::Valid {
             node.shadows_left -= 1;
             self.shadow(to, i);
@@ -55,8 +57,9 @@ impl World {
 
     /// The batch has lingered: pay for its validation (if modelled), then judge it.
     pub(crate) fn flush(&mut self, n: u32, epoch: u32) {
+        let up = self.is_up(n);
         let node = &mut self.nodes[n as usize];
-        if node.epoch != epoch || node.status != Status::Up {
+        if node.epoch != epoch || !up {
             return;
         }
         let batch = std::mem::take(&mut node.batch);
@@ -64,14 +67,8 @@ impl World {
         if cost > 0.0 {
             let done = self.cpu(n, (cost * batch.len() as f64) as u64);
             let batch = batch.into_boxed_slice();
-            self.schedule(
-                done,
-                Ev::Validate {
-                    node: n,
-                    epoch,
-                    batch,
-                },
-            );
+            let node = n;
+            self.schedule(done, Ev::Validate { node, epoch, batch });
         } else {
             self.validate(n, epoch, &batch);
         }
@@ -79,8 +76,7 @@ impl World {
 
     /// The replica judges a batch of gossip messages, one at a time in arrival order.
     pub(crate) fn validate(&mut self, n: u32, epoch: u32, batch: &[(u32, u32)]) {
-        let node = &self.nodes[n as usize];
-        if node.epoch != epoch || node.status != Status::Up {
+        if self.nodes[n as usize].epoch != epoch || !self.is_up(n) {
             return;
         }
         for &(i, from) in batch {
@@ -99,8 +95,10 @@ impl World {
     }
 
     pub(crate) fn on_ihave(&mut self, to: u32, from: u32, ids: &[u32]) {
-        let node = &self.nodes[to as usize];
-        let want: Vec<u32> = ids.iter().copied().filter(|&i| !node.seen.get(i)).collect();
+        let seen = &self.seen;
+        let want: Vec<u32> = (ids.iter().copied())
+            .filter(|&i| !seen[i as usize].get(to))
+            .collect();
         if !want.is_empty() {
             self.send(to, from, Wire::IWant(want.into_boxed_slice()));
         }
@@ -108,11 +106,9 @@ impl World {
 
     /// Publishes message `i` from node `n` (a local event, or an attacker's bytes).
     pub(crate) fn publish(&mut self, n: u32, i: u32) {
+        self.seen[i as usize].set(n);
         let node = &mut self.nodes[n as usize];
-        node.seen.set(i);
-        if let Some(w) = node.windows.last_mut() {
-            w.push(i);
-        }
+        node.mcache.push_back((node.window, i));
         let targets = if self.sc.gossip.flood_publish {
             node.peers.clone()
         } else {
@@ -135,8 +131,9 @@ impl World {
                 g != gid
             });
         }
-        let mesh = node.mesh.clone();
-        for p in mesh {
+        // Indexing, not a clone of the mesh: this runs once per accepted event per node.
+        for k in 0..node.mesh.len() {
+            let p = self.nodes[n as usize].mesh[k];
             if p != except && !skip.contains(&p) {
                 self.send(n, p, Wire::Gossip(i));
             }
@@ -154,7 +151,7 @@ impl World {
         let outs = rep.handle(now_ms, input);
         // Per-step invariants: the store only grows, the pending buffer stays in its bound.
         let (after, pending) = (rep.len(), rep.pending_len());
-        if after < before || pending > ate_protocol::Config::default().max_pending_events {
+        if after < before || pending > self.max_pending {
             self.violations.push(format!(
                 "node {n}: store went {before} -> {after} events, {pending} pending"
             ));
@@ -174,7 +171,9 @@ impl World {
             }
             Output::Send { to, msg } => self.send(n, to.0 as u32, Wire::Sync(Box::new(msg))),
             Output::Persist { id, .. } => {
-                if let Some(&i) = self.by_id.get(&id) {
+                if self.keep_logs
+                    && let Some(&i) = self.by_id.get(&id)
+                {
                     self.nodes[n as usize].log.push(i);
                 }
             }
@@ -228,7 +227,7 @@ impl World {
                 self.now / 1000
             ));
         }
-        if !node.recorded.set(i) {
+        if !self.recorded[i as usize].set(n) {
             if self.actors.last_local == Some(i) {
                 self.counters.origin_accepts += 1;
             }
@@ -246,9 +245,8 @@ impl World {
             .position(|&(h, _)| h == i)
             .map(|k| node.held.swap_remove(k).1);
         if let Some(from) = direct.or(held) {
-            if let Some(w) = self.nodes[n as usize].windows.last_mut() {
-                w.push(i);
-            }
+            let node = &mut self.nodes[n as usize];
+            node.mcache.push_back((node.window, i));
             self.forward(n, i, from);
         }
     }
@@ -258,14 +256,13 @@ impl World {
         let g = self.sc.gossip.clone();
         let next = self.now + g.heartbeat_ms * 1000;
         self.schedule(next, Ev::Heartbeat(n));
-        if self.nodes[n as usize].status != Status::Up {
+        if !self.is_up(n) {
             return;
         }
         self.repair_mesh(n);
         self.lazy_gossip(n);
-        let node = &mut self.nodes[n as usize];
-        node.heartbeats += 1;
-        if node.deaf {
+        self.nodes[n as usize].heartbeats += 1;
+        if self.link[n as usize].deaf {
             return;
         }
         self.feed(n, Input::Tick, None);
@@ -332,14 +329,14 @@ impl World {
                 m.push(y);
             }
         }
-        self.nodes[a as usize].traffic.sent_bytes += CONTROL_BYTES;
+        self.traffic[a as usize].sent_bytes += CONTROL_BYTES;
         self.counters.control_bytes += CONTROL_BYTES;
     }
 
     fn prune(&mut self, a: u32, b: u32) {
         self.nodes[a as usize].mesh.retain(|&p| p != b);
         self.nodes[b as usize].mesh.retain(|&p| p != a);
-        self.nodes[a as usize].traffic.sent_bytes += CONTROL_BYTES;
+        self.traffic[a as usize].sent_bytes += CONTROL_BYTES;
         self.counters.control_bytes += CONTROL_BYTES;
     }
 
@@ -348,19 +345,18 @@ impl World {
         let d_lazy = self.sc.gossip.d_lazy;
         let live = self.live_peers(n);
         let node = &mut self.nodes[n as usize];
-        node.windows.push(Vec::new());
-        if node.windows.len() > hist + 1 {
-            node.windows.remove(0);
+        // A new window opens; the last `hist` closed ones are advertised, newest first.
+        let closed = node.window;
+        node.window += 1;
+        let oldest = closed.saturating_sub(hist as u32 - 1);
+        while node.mcache.front().is_some_and(|&(w, _)| w < oldest) {
+            node.mcache.pop_front();
         }
-        let ids: Vec<u32> = node
-            .windows
-            .iter()
-            .rev()
-            .skip(1)
-            .flatten()
-            .copied()
-            .take(MAX_IHAVE)
-            .collect();
+        let mut ids: Vec<u32> = Vec::new();
+        for w in (oldest..=closed).rev() {
+            let in_window = node.mcache.iter().filter(|e| e.0 == w).map(|e| e.1);
+            ids.extend(in_window.take(MAX_IHAVE - ids.len()));
+        }
         if ids.is_empty() || d_lazy == 0 {
             return;
         }
@@ -368,8 +364,9 @@ impl World {
             .into_iter()
             .filter(|p| !node.mesh.contains(p))
             .collect();
+        let ids: std::rc::Rc<[u32]> = ids.into();
         for p in node.rng.sample(&cand, d_lazy) {
-            self.send(n, p, Wire::IHave(ids.clone().into_boxed_slice()));
+            self.send(n, p, Wire::IHave(ids.clone()));
         }
     }
 }

@@ -5,17 +5,48 @@
 //! the others read the cached verdict. Misses are delegated to the protocol's reference
 //! [`Ed25519Batch`], so the verdicts are exactly its verdicts (the `SignatureCheck` contract).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use ate_protocol::verify::{Ed25519Batch, SigItem, SignatureCheck};
 
 type Key = ([u8; 32], [u8; 32], [u8; 64]);
 
+/// A hasher for keys made of hashes and keys the simulator itself generated (event ids,
+/// public keys, signatures): their bytes are already uniform, so mixing the first eight bytes
+/// of each field is enough. Not for anything an outsider chooses (there is no outsider in a
+/// simulation; collisions would only cost time, `Eq` still decides).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.write_u64(u64::from_le_bytes(w));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` keyed by simulator-made ids (see [`IdHasher`]); never iterated into output.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// A `HashSet` of simulator-made ids (see [`IdHasher`]).
+pub type FastSet<K> = HashSet<K, BuildHasherDefault<IdHasher>>;
+
 /// Caches ed25519 verdicts; looked up by key, never iterated (so no order reaches output).
 #[derive(Debug, Default)]
 pub struct MemoCheck {
-    cache: Mutex<HashMap<Key, bool>>,
+    cache: Mutex<FastMap<Key, bool>>,
 }
 
 impl MemoCheck {

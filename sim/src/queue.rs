@@ -14,6 +14,8 @@ use crate::world::{Ev, Micros};
 
 const BUCKET_US: u64 = 1000;
 const BUCKETS: usize = 8192;
+/// Empty bucket allocations kept for reuse.
+const POOL: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct Entry {
@@ -53,6 +55,7 @@ pub(crate) struct Queue {
     in_ring: usize,
     overflow: BinaryHeap<Entry>,
     len: usize,
+    pool: Vec<Vec<Entry>>,
 }
 
 impl Default for Queue {
@@ -65,6 +68,7 @@ impl Default for Queue {
             in_ring: 0,
             overflow: BinaryHeap::new(),
             len: 0,
+            pool: Vec::new(),
         }
     }
 }
@@ -76,7 +80,13 @@ impl Queue {
         if b <= self.cur_bucket {
             self.late.push(e);
         } else if b < self.cur_bucket + BUCKETS as u64 {
-            self.ring[(b % BUCKETS as u64) as usize].push(e);
+            let slot = &mut self.ring[(b % BUCKETS as u64) as usize];
+            if slot.capacity() == 0
+                && let Some(v) = self.pool.pop()
+            {
+                *slot = v;
+            }
+            slot.push(e);
             self.in_ring += 1;
         } else {
             self.overflow.push(e);
@@ -141,10 +151,16 @@ impl Queue {
                 }
             }
             let slot = (self.cur_bucket % BUCKETS as u64) as usize;
-            let mut v = std::mem::take(&mut self.ring[slot]);
-            self.in_ring -= v.len();
-            v.sort_unstable_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
-            self.cur = v;
+            let next = std::mem::take(&mut self.ring[slot]);
+            self.in_ring -= next.len();
+            // The drained bucket's allocation goes to the pool for the next bucket that fills,
+            // instead of every bucket growing from nothing again.
+            let drained = std::mem::replace(&mut self.cur, next);
+            if self.pool.len() < POOL && drained.capacity() > 0 {
+                self.pool.push(drained);
+            }
+            self.cur
+                .sort_unstable_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
         }
     }
 }

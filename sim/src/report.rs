@@ -140,9 +140,8 @@ impl Report {
             .filter(|(m, t)| (m.class == Class::Valid || m.class == Class::Blind) && **t > 0)
             .map(|(m, &t)| t - m.created)
             .collect();
-        let tr = |f: fn(&crate::world::Traffic) -> u64| {
-            Dist::of(w.nodes.iter().map(|n| f(&n.traffic)).collect(), 1.0)
-        };
+        let tr =
+            |f: fn(&crate::world::Traffic) -> u64| Dist::of(w.traffic.iter().map(f).collect(), 1.0);
         let mut injected = BTreeMap::new();
         for m in &w.msgs {
             let k = match m.class {
@@ -155,11 +154,9 @@ impl Report {
             *injected.entry(k.to_string()).or_insert(0) += 1;
         }
         let c = &w.counters;
-        let live: Vec<_> = w
-            .nodes
-            .iter()
-            .filter(|n| n.status == Status::Up && !n.byzantine)
-            .filter_map(|n| n.replica.as_ref())
+        let live: Vec<_> = (w.nodes.iter().zip(&w.link))
+            .filter(|(n, l)| l.status == Status::Up && !n.byzantine)
+            .filter_map(|(n, _)| n.replica.as_deref())
             .collect();
         Report {
             scenario: w.sc.name.clone(),

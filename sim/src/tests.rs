@@ -94,7 +94,7 @@ fn mesh_stays_symmetric_within_connections_and_near_degree() {
     let g = &sc.gossip;
     let mut total = 0;
     for (a, n) in w.nodes.iter().enumerate() {
-        assert_eq!(n.status, Status::Up);
+        assert_eq!(w.link[a].status, Status::Up);
         for &b in &n.mesh {
             assert!(
                 n.peers.contains(&b),

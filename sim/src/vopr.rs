@@ -85,8 +85,8 @@ pub fn run(sc: &Scenario, seed: u64, progress: Progress<'_>) -> Outcome {
 impl World {
     fn honest_live(&self) -> impl Iterator<Item = (u32, &Replica)> {
         self.nodes.iter().enumerate().filter_map(|(i, n)| {
-            let live = n.status == Status::Up && !n.byzantine;
-            n.replica.as_ref().filter(|_| live).map(|r| (i as u32, r))
+            let live = self.link[i].status == Status::Up && !n.byzantine;
+            n.replica.as_deref().filter(|_| live).map(|r| (i as u32, r))
         })
     }
 
@@ -133,7 +133,7 @@ impl World {
     }
 
     /// A fresh replica fed every message ever injected: what all nodes must end up with.
-    fn reference(&mut self) -> Option<Replica> {
+    fn reference(&mut self) -> Option<Box<Replica>> {
         let mut r = self.new_replica(u32::MAX)?;
         let all: Vec<Vec<u8>> = self.msgs.iter().map(|m| m.bytes.clone()).collect();
         let _ = r.handle(self.now / 1000, Input::Replay(all));

@@ -6,12 +6,13 @@
 //! iroh-gossip's simulator does). Nothing here reads a clock or iterates a hash map, so a run
 //! is a function of the scenario and the seed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use ate_protocol::{EventId, PeerId, Replica, SyncMsg};
 
-use crate::memo::MemoCheck;
+use crate::memo::{FastMap, FastSet, MemoCheck};
 use crate::queue::{Entry, Queue};
 use crate::rng::Rng;
 use crate::scenario::Scenario;
@@ -52,8 +53,8 @@ pub(crate) struct Msg {
 pub(crate) enum Wire {
     /// A gossip message (index into the message table).
     Gossip(u32),
-    /// Lazy gossip: "I have these".
-    IHave(Box<[u32]>),
+    /// Lazy gossip: "I have these" (one list shared by the peers it goes to).
+    IHave(Rc<[u32]>),
     /// "Send me these".
     IWant(Box<[u32]>),
     /// A direct sync message of the replica.
@@ -103,11 +104,20 @@ pub(crate) enum Status {
     NotJoined,
 }
 
-/// A growable bit set over message indices.
+/// A growable bit set (one per message, over node indices: see [`World::seen`]).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Bits(Vec<u64>);
 
 impl Bits {
+    /// Room for `n` bits up front.
+    pub(crate) fn with_len(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    pub(crate) fn clear(&mut self, i: u32) {
+        if let Some(w) = self.0.get_mut(i as usize / 64) {
+            *w &= !(1 << (i % 64));
+        }
+    }
     pub(crate) fn get(&self, i: u32) -> bool {
         self.0
             .get(i as usize / 64)
@@ -134,31 +144,40 @@ pub(crate) struct Traffic {
     pub(crate) recv_bytes: u64,
 }
 
-/// One simulated node: a real replica plus the gossip layer the node gets from libp2p.
-#[derive(Debug)]
-pub(crate) struct Node {
-    pub(crate) replica: Option<Replica>,
+/// What every message touches at both ends of a link, kept dense and apart from [`Node`]:
+/// with ten thousand nodes, reading a whole node per delivery (most are duplicates that stop
+/// at the seen cache) was a cache miss each.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Link {
     pub(crate) status: Status,
-    /// Runs attacks and is excluded from honest checks.
-    pub(crate) byzantine: bool,
     /// Ignores every input (a revoked writer on its blind branch).
     pub(crate) deaf: bool,
+    pub(crate) region: u8,
+    /// Partition side: nodes talk only within their group.
+    pub(crate) group: u32,
+}
+
+/// One simulated node: a real replica plus the gossip layer the node gets from libp2p.
+/// (Its link state, traffic counters and seen cache live in dense tables of the [`World`].)
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) replica: Option<Box<Replica>>,
+    /// Runs attacks and is excluded from honest checks.
+    pub(crate) byzantine: bool,
     /// Answers every new gossip message with a corrupted copy (the shadow attack), this many
     /// more times.
     pub(crate) shadows_left: usize,
-    pub(crate) region: u8,
-    pub(crate) group: u32,
     pub(crate) peers: Vec<u32>,
     pub(crate) mesh: Vec<u32>,
-    /// Gossipsub's seen cache (message id dedup).
-    pub(crate) seen: Bits,
-    /// Messages already counted for latency (survives restarts).
-    pub(crate) recorded: Bits,
     /// Gossip messages waiting for the replica's verdict (delayed Accept).
     pub(crate) held: Vec<(u32, u32)>,
-    /// Message ids of the last heartbeats, for IHAVE (gossipsub's mcache).
-    pub(crate) windows: Vec<Vec<u32>>,
-    /// The redo log: indices of persisted events, in order.
+    /// (heartbeat window, message) of what this node published or forwarded recently, for
+    /// IHAVE (gossipsub's mcache); windows older than `history_gossip` are dropped.
+    pub(crate) mcache: std::collections::VecDeque<(u32, u32)>,
+    /// The current heartbeat window.
+    pub(crate) window: u32,
+    /// The redo log: indices of persisted events, in order (kept only when a scenario
+    /// restarts nodes from their logs).
     pub(crate) log: Vec<u32>,
     /// Restart from the log after a crash.
     pub(crate) restart_with_log: bool,
@@ -173,7 +192,6 @@ pub(crate) struct Node {
     /// Incremented when the node goes down, so work scheduled before is dropped.
     pub(crate) epoch: u32,
     pub(crate) rng: Rng,
-    pub(crate) traffic: Traffic,
     pub(crate) heartbeats: u64,
 }
 
@@ -204,9 +222,21 @@ pub(crate) struct World {
     next_seq: u64,
     pub(crate) rng: Rng,
     pub(crate) nodes: Vec<Node>,
+    /// Per node: link state (see [`Link`]).
+    pub(crate) link: Vec<Link>,
+    /// Per node: traffic counters.
+    pub(crate) traffic: Vec<Traffic>,
+    /// Per gossip id: the nodes whose gossipsub seen cache holds it. Kept by message rather
+    /// than by node because the messages in flight at any moment are few, so their bit sets
+    /// stay in cache while deliveries hop between random nodes.
+    pub(crate) seen: Vec<Bits>,
+    /// Per message: the nodes whose acceptance was counted for latency (survives restarts).
+    pub(crate) recorded: Vec<Bits>,
+    /// Whether nodes keep redo logs (some fault restarts a node from its log).
+    pub(crate) keep_logs: bool,
     pub(crate) msgs: Vec<Msg>,
-    pub(crate) by_id: HashMap<EventId, u32>,
-    pub(crate) invalid_ids: HashSet<EventId>,
+    pub(crate) by_id: FastMap<EventId, u32>,
+    pub(crate) invalid_ids: FastSet<EventId>,
     pub(crate) genesis: Vec<u8>,
     pub(crate) checker: Arc<MemoCheck>,
     pub(crate) counters: Counters,
@@ -221,6 +251,8 @@ pub(crate) struct World {
     pub(crate) faults_on: bool,
     pub(crate) actions: Vec<(Micros, crate::actors::Action)>,
     pub(crate) actors: crate::actors::Actors,
+    /// The replicas' pending bound (a per-step invariant).
+    pub(crate) max_pending: usize,
     /// When each core of the shared host is next free (`node.host_cores`; empty: no host).
     pub(crate) cores: Vec<Micros>,
 }
@@ -254,7 +286,7 @@ impl World {
         match ev {
             Ev::Deliver { to, from, wire } => self.deliver(to, from, wire),
             Ev::Received { to, from, wire } => {
-                if self.nodes[to as usize].status == Status::Up {
+                if self.link[to as usize].status == Status::Up {
                     self.receive(to, from, wire);
                 } else {
                     self.counters.dropped_no_link += 1;
@@ -269,13 +301,8 @@ impl World {
     }
 
     fn sample(&mut self) {
-        let total: u64 = self.nodes.iter().map(|n| n.traffic.sent_bytes).sum();
-        let max = self
-            .nodes
-            .iter()
-            .map(|n| n.traffic.sent_bytes)
-            .max()
-            .unwrap_or(0);
+        let total: u64 = self.traffic.iter().map(|t| t.sent_bytes).sum();
+        let max = self.traffic.iter().map(|t| t.sent_bytes).max().unwrap_or(0);
         let mean = total as f64 / self.nodes.len().max(1) as f64;
         self.samples.push((self.now, mean, max));
         let at = self.now + 100_000;
@@ -283,8 +310,12 @@ impl World {
     }
 
     pub(crate) fn linked(&self, a: u32, b: u32) -> bool {
-        let (x, y) = (&self.nodes[a as usize], &self.nodes[b as usize]);
+        let (x, y) = (&self.link[a as usize], &self.link[b as usize]);
         x.status == Status::Up && y.status == Status::Up && x.group == y.group
+    }
+
+    pub(crate) fn is_up(&self, n: u32) -> bool {
+        self.link[n as usize].status == Status::Up
     }
 
     /// Puts a message on the wire: uplink serialization, latency with jitter, loss as
@@ -299,8 +330,8 @@ impl World {
         let rto_us = (net.rto_ms * 1000.0) as u64;
         let tx_us = (size as f64 * 8.0 / net.uplink_mbps) as u64;
         let (ra, rb) = (
-            self.nodes[from as usize].region as usize,
-            self.nodes[to as usize].region as usize,
+            self.link[from as usize].region as usize,
+            self.link[to as usize].region as usize,
         );
         let one_way_us = net.rtt_ms[ra][rb] * 500.0;
         let jitter_us = net.jitter_ms * 1000.0;
@@ -315,8 +346,9 @@ impl World {
             lat += rto_us << tries;
             tries += 1;
         }
-        node.traffic.sent_msgs += 1;
-        node.traffic.sent_bytes += size;
+        let t = &mut self.traffic[from as usize];
+        t.sent_msgs += 1;
+        t.sent_bytes += size;
         let at = start + tx_us + lat;
         self.schedule(at, Ev::Deliver { to, from, wire });
     }
@@ -327,7 +359,8 @@ impl World {
         const FRAME: usize = 24;
         match wire {
             Wire::Gossip(i) => FRAME + 40 + self.msgs[*i as usize].bytes.len(),
-            Wire::IHave(ids) | Wire::IWant(ids) => FRAME + 8 + 32 * ids.len(),
+            Wire::IHave(ids) => FRAME + 8 + 32 * ids.len(),
+            Wire::IWant(ids) => FRAME + 8 + 32 * ids.len(),
             Wire::Sync(m) => FRAME + crate::size::sync_size(m),
         }
     }
@@ -339,10 +372,10 @@ impl World {
         }
         let size = self.wire_size(&wire) as u64;
         self.counters.deliveries += 1;
-        let node = &mut self.nodes[to as usize];
-        node.traffic.recv_msgs += 1;
-        node.traffic.recv_bytes += size;
-        if node.deaf {
+        let t = &mut self.traffic[to as usize];
+        t.recv_msgs += 1;
+        t.recv_bytes += size;
+        if self.link[to as usize].deaf {
             return;
         }
         let cost = self.sc.node.cpu_per_msg_us;
@@ -405,8 +438,15 @@ impl World {
             gid: i,
         });
         self.by_id.insert(id, i);
-        self.last_accept.push(0);
+        self.note_msg();
         i
+    }
+
+    /// Per-message tables grow with the message table.
+    fn note_msg(&mut self) {
+        self.last_accept.push(0);
+        self.seen.push(Bits::with_len(self.nodes.len()));
+        self.recorded.push(Bits::with_len(self.nodes.len()));
     }
 
     /// Registers a corrupted copy of message `of`: its own bytes, the same gossip id.
@@ -421,19 +461,19 @@ impl World {
             class: Class::Shadow,
             gid,
         });
-        self.last_accept.push(0);
+        self.note_msg();
         i
     }
 
     /// A fresh replica for node `n` sharing the memoizing checker.
-    pub(crate) fn new_replica(&mut self, n: u32) -> Option<Replica> {
+    pub(crate) fn new_replica(&mut self, n: u32) -> Option<Box<Replica>> {
         let config = ate_protocol::Config {
             hash_seed: Rng::derive(self.seed, 1_000_000 + u64::from(n)).next_u64(),
             ..Default::default()
         };
         let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
         match Replica::with_checker(&self.genesis, config, checker) {
-            Ok(r) => Some(r),
+            Ok(r) => Some(Box::new(r)),
             Err(e) => {
                 self.violations
                     .push(format!("node {n}: genesis refused: {e}"));
@@ -461,9 +501,14 @@ impl World {
             next_seq: 0,
             rng: Rng::derive(seed, 0),
             nodes: Vec::new(),
+            link: Vec::new(),
+            traffic: Vec::new(),
+            seen: Vec::new(),
+            recorded: Vec::new(),
+            keep_logs: false,
             msgs: Vec::new(),
-            by_id: HashMap::new(),
-            invalid_ids: HashSet::new(),
+            by_id: FastMap::default(),
+            invalid_ids: FastSet::default(),
             genesis: Vec::new(),
             checker: Arc::new(MemoCheck::default()),
             counters: Counters::default(),
@@ -476,6 +521,7 @@ impl World {
             actions: Vec::new(),
             actors: crate::actors::Actors::default(),
             cores: Vec::new(),
+            max_pending: ate_protocol::Config::default().max_pending_events,
         }
     }
 }
