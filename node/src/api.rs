@@ -38,6 +38,7 @@ impl From<NodeError> for ApiError {
         let code = match e {
             NodeError::UnknownChain(_) => StatusCode::NOT_FOUND,
             NodeError::BadGenesis(_) => StatusCode::BAD_REQUEST,
+            NodeError::Storage(..) | NodeError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError(code, e.to_string())

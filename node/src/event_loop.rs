@@ -15,10 +15,12 @@ use libp2p::{Multiaddr, Swarm, mdns};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, build_swarm, topic_for};
+use crate::journal::{Done, Journal};
 use crate::metrics::Metrics;
 use crate::node::{ChainStatus, Command, NodeConfig, NodeError, NodeStatus, Subscribers};
 use crate::preverify::{self, Prechecked, Verdicts};
 use crate::wire::{SyncRequest, SyncResponse};
+use ate_protocol::replica::ViewChange;
 
 /// Gossiped events handled per replica call (signatures are batch-verified per call).
 const GOSSIP_BATCH: usize = 256;
@@ -57,6 +59,20 @@ enum Work {
         reply: oneshot::Sender<Result<Vec<Verdict>, NodeError>>,
     },
 }
+
+/// Something that may happen only once the events before it are durable (DESIGN §7).
+enum Action {
+    Publish(ChainId, Vec<u8>),
+    Change(ChainId, ViewChange),
+    Validate(MessageId, libp2p::PeerId, MessageAcceptance),
+    Reply(
+        oneshot::Sender<Result<Vec<Verdict>, NodeError>>,
+        Result<Vec<Verdict>, NodeError>,
+    ),
+}
+
+/// Envelopes replayed into a replica per call at start-up.
+const REPLAY_CHUNK: usize = 4096;
 
 /// A job whose signatures have been checked.
 struct Checked {
@@ -126,6 +142,16 @@ pub(crate) struct EventLoop {
     checked: BTreeMap<u64, Checked>,
     next_job: u64,
     next_feed: u64,
+    /// The redo logs, when the node has a data directory.
+    journal: Option<Journal>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    /// The newest ticket issued, and the newest known durable (tickets complete in order).
+    last_ticket: u64,
+    durable_ticket: u64,
+    /// Actions waiting for their ticket.
+    held: VecDeque<(u64, Action)>,
+    /// Chains whose log failed: they take no more writes until the node restarts.
+    broken: BTreeMap<ChainId, String>,
     replica_config: ate_protocol::Config,
     started: Instant,
     /// Requests in flight, for failure accounting.
@@ -168,6 +194,17 @@ impl EventLoop {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         }
         let (checked_tx, checked_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let journal = match &config.data {
+            Some(dir) => Some(Journal::start(
+                dir,
+                config.storage.clone(),
+                config.fsync,
+                config.repair,
+                done_tx,
+            )?),
+            None => None,
+        };
         Ok(EventLoop {
             swarm,
             commands,
@@ -188,6 +225,12 @@ impl EventLoop {
             checked: BTreeMap::new(),
             next_job: 0,
             next_feed: 0,
+            journal,
+            done_rx,
+            last_ticket: 0,
+            durable_ticket: 0,
+            held: VecDeque::new(),
+            broken: BTreeMap::new(),
             replica_config: config.replica.clone(),
             started: Instant::now(),
             in_flight: HashMap::new(),
@@ -237,6 +280,7 @@ impl EventLoop {
                     flush_at = None;
                 }
                 Some(done) = self.checked_rx.recv() => self.on_checked(done),
+                Some(done) = self.done_rx.recv() => self.on_durable(done),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => return,
@@ -282,6 +326,117 @@ impl EventLoop {
         if self.chains.contains_key(&id) {
             return Ok(id);
         }
+        let replica = match self.journal.is_some() {
+            true => self
+                .open_log(id, Some(genesis), Some(replica))
+                .map_err(|e| NodeError::Storage(id, e))?,
+            false => replica,
+        };
+        Ok(self.install_chain(replica))
+    }
+
+    /// Starts serving every chain that has a log in the data directory.
+    pub(crate) fn load_chains(&mut self) -> anyhow::Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let chains = journal.chains()?;
+        for chain in chains {
+            match self.open_log(chain, None, None) {
+                Ok(replica) => {
+                    self.install_chain(replica);
+                }
+                Err(e) => tracing::error!(
+                    chain = %chain.short(),
+                    "not serving this chain: {e}"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a chain's log and replays it into `replica` (or into a replica made from the
+    /// log's first frame, its genesis).
+    fn open_log(
+        &mut self,
+        chain: ChainId,
+        genesis: Option<&[u8]>,
+        replica: Option<Replica>,
+    ) -> Result<Replica, String> {
+        let mut state = ReplayState {
+            replica,
+            chunk: Vec::new(),
+            checker: self.checker.clone(),
+            config: self.replica_config.clone(),
+            error: None,
+            invalid: 0,
+        };
+        let started = Instant::now();
+        let mut last_log = Instant::now();
+        let mut progress = |done: u64, total: u64| {
+            if last_log.elapsed() >= Duration::from_secs(2) {
+                last_log = Instant::now();
+                tracing::info!(
+                    chain = %chain.short(),
+                    "replaying the log: {} of {} MiB",
+                    done >> 20,
+                    total >> 20
+                );
+            }
+        };
+        let Some(journal) = self.journal.as_mut() else {
+            return Err("the node has no data directory".into());
+        };
+        let opened = journal
+            .open(
+                chain,
+                genesis,
+                &mut |bytes: &[u8]| state.push(bytes),
+                &mut progress,
+            )
+            .map_err(|e| {
+                format!(
+                    "{e} (logs in {}; `ate node run --repair` cuts a corrupt log at the damage)",
+                    journal.root().display()
+                )
+            })?;
+        state.flush();
+        if let Some(e) = state.error {
+            return Err(e);
+        }
+        let Some(replica) = state.replica else {
+            return Err("the log holds no genesis".into());
+        };
+        let r = &opened.recovery;
+        if let Some(t) = &r.torn_tail {
+            tracing::warn!(
+                chain = %chain.short(),
+                "cut a torn tail of the log: {} bytes at {}:{} ({:?})",
+                t.bytes_cut, t.segment, t.offset, t.problem
+            );
+        }
+        if let Some(rep) = &r.repaired {
+            tracing::warn!(chain = %chain.short(), "repaired the log: {rep:?}");
+        }
+        if state.invalid > 0 {
+            tracing::warn!(
+                chain = %chain.short(),
+                "{} logged events did not validate on replay and were skipped",
+                state.invalid
+            );
+        }
+        tracing::info!(
+            chain = %chain.short(),
+            frames = r.frames,
+            events = replica.len(),
+            "log opened in {:.2?}",
+            started.elapsed()
+        );
+        Ok(replica)
+    }
+
+    fn install_chain(&mut self, replica: Replica) -> ChainId {
+        let id = replica.chain();
         let topic = topic_for(&id);
         // Raise gossipsub's size limit to the chain's own event limit.
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
@@ -304,7 +459,7 @@ impl EventLoop {
             let n = self.peers.num(&p);
             self.feed(id, Input::PeerUp(n), None);
         }
-        Ok(id)
+        id
     }
 
     fn follow(&mut self, chain: ChainId) {
@@ -335,6 +490,10 @@ impl EventLoop {
     ) {
         if !self.chains.contains_key(&chain) {
             let _ = reply.send(Err(NodeError::UnknownChain(chain)));
+            return;
+        }
+        if let Some(e) = self.broken.get(&chain) {
+            let _ = reply.send(Err(NodeError::Storage(chain, e.clone())));
             return;
         }
         self.enqueue(chain, Work::Local { events, reply });
@@ -411,7 +570,8 @@ impl EventLoop {
             let chain = next.job.chain;
             match next.job.work {
                 Work::Local { events, reply } => {
-                    let _ = reply.send(self.finish_submit(chain, events));
+                    let result = self.finish_submit(chain, events);
+                    self.after_durable(Action::Reply(reply, result));
                 }
                 Work::Gossip {
                     events,
@@ -478,6 +638,8 @@ impl EventLoop {
         let outputs = c.replica.handle(now, input);
         let mut rest = Vec::new();
         let mut to_publish = Vec::new();
+        let mut to_persist = Vec::new();
+        let mut changes = Vec::new();
         for o in outputs {
             match o {
                 Output::Publish(bytes) => to_publish.push(bytes),
@@ -489,15 +651,86 @@ impl EventLoop {
                         self.send_request(p, chain, msg);
                     }
                 }
-                Output::Persist { .. } => {}
-                Output::Changed(change) => self.subscribers.publish(&chain, change),
+                Output::Persist { bytes, .. } => to_persist.push(bytes),
+                Output::Changed(change) => changes.push(change),
                 v @ Output::Verdict { .. } => rest.push(v),
             }
         }
+        if !to_persist.is_empty()
+            && let Some(j) = self.journal.as_mut()
+        {
+            self.last_ticket = j.append(chain, to_persist);
+        }
         for bundle in crate::bundle::encode_all(to_publish) {
-            self.publish(chain, bundle);
+            self.after_durable(Action::Publish(chain, bundle));
+        }
+        for change in changes {
+            self.after_durable(Action::Change(chain, change));
         }
         rest
+    }
+
+    // ---- durability ----
+
+    /// Runs `a` once everything accepted so far is durable (at once without a data dir).
+    fn after_durable(&mut self, a: Action) {
+        if self.last_ticket <= self.durable_ticket {
+            self.act(a, None);
+        } else {
+            self.held.push_back((self.last_ticket, a));
+        }
+    }
+
+    /// A ticket completed: release what waited for it. A failed ticket's actions are
+    /// cancelled (writers get an error, nothing is published or forwarded).
+    fn on_durable(&mut self, done: Done) {
+        self.durable_ticket = self.durable_ticket.max(done.ticket);
+        while let Some((t, _)) = self.held.front() {
+            if *t > done.ticket {
+                break;
+            }
+            let Some((t, a)) = self.held.pop_front() else {
+                break;
+            };
+            let failed = match &done.result {
+                Err(e) if t == done.ticket => Some(e.clone()),
+                _ => None,
+            };
+            self.act(a, failed);
+        }
+    }
+
+    fn act(&mut self, a: Action, failed: Option<String>) {
+        let Some(e) = failed else {
+            match a {
+                Action::Publish(chain, bundle) => self.publish(chain, bundle),
+                Action::Change(chain, change) => self.subscribers.publish(&chain, change),
+                Action::Validate(id, source, acceptance) => self.validate(&id, &source, acceptance),
+                Action::Reply(reply, result) => {
+                    let _ = reply.send(result);
+                }
+            }
+            return;
+        };
+        match a {
+            Action::Publish(chain, _) | Action::Change(chain, _) => self.mark_broken(chain, &e),
+            Action::Validate(id, source, _) => {
+                self.validate(&id, &source, MessageAcceptance::Ignore)
+            }
+            Action::Reply(reply, _) => {
+                let _ = reply.send(Err(NodeError::NotDurable(e)));
+            }
+        }
+    }
+
+    fn mark_broken(&mut self, chain: ChainId, e: &str) {
+        if let std::collections::btree_map::Entry::Vacant(v) = self.broken.entry(chain) {
+            tracing::error!(
+                chain = %chain.short(),
+                "the redo log failed ({e}); refusing writes to this chain until restart"
+            );
+            v.insert(e.to_string());
+        }
     }
 
     fn publish(&mut self, chain: ChainId, bytes: Vec<u8>) {
@@ -745,8 +978,8 @@ impl EventLoop {
                 tallies[i].undecided += 1;
             }
         }
-        for ((msg_id, source), t) in tags.iter().zip(tallies) {
-            self.validate(msg_id, source, t.acceptance());
+        for ((msg_id, source), t) in tags.into_iter().zip(tallies) {
+            self.after_durable(Action::Validate(msg_id, source, t.acceptance()));
         }
     }
 
@@ -923,6 +1156,55 @@ impl EventLoop {
             let p = peers[(tick as usize) % peers.len()];
             let n = self.peers.num(&p);
             self.feed(chain, Input::PeerUp(n), None);
+        }
+    }
+}
+
+/// Feeds a log's envelopes to a replica in chunks while the log is read.
+struct ReplayState {
+    replica: Option<Replica>,
+    chunk: Vec<Vec<u8>>,
+    checker: Arc<Prechecked>,
+    config: ate_protocol::Config,
+    error: Option<String>,
+    invalid: u64,
+}
+
+impl ReplayState {
+    fn push(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if self.replica.is_none() {
+            let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
+            match Replica::with_checker(bytes, self.config.clone(), checker) {
+                Ok(r) => self.replica = Some(r),
+                Err(e) => self.error = Some(format!("the log's first frame is not a genesis: {e}")),
+            }
+            return;
+        }
+        self.chunk.push(bytes.to_vec());
+        if self.chunk.len() >= REPLAY_CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if self.chunk.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.chunk);
+        for o in r.handle(0, Input::Replay(events)) {
+            if let Output::Verdict {
+                verdict: Verdict::Invalid(_),
+                ..
+            } = o
+            {
+                self.invalid += 1;
+            }
         }
     }
 }

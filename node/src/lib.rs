@@ -16,6 +16,7 @@ mod behaviour;
 mod bundle;
 pub mod discovery;
 mod event_loop;
+pub mod journal;
 pub mod keys;
 pub mod metrics;
 mod node;

@@ -40,6 +40,15 @@ pub struct NodeConfig {
     pub join_interval: Duration,
     /// Replica limits.
     pub replica: Config,
+    /// Data directory: redo logs live under `DATA/chains` (in memory only when absent).
+    pub data: Option<std::path::PathBuf>,
+    /// When appended events are made durable.
+    pub fsync: crate::journal::Fsync,
+    /// Cut a log at a corrupt frame in the middle instead of refusing to serve the chain.
+    pub repair: bool,
+    /// Where the logs are kept, instead of files under `data` (tests inject faults this way;
+    /// `data` must still be set to turn persistence on).
+    pub storage: Option<std::sync::Arc<dyn ate_store::Backend>>,
 }
 
 impl NodeConfig {
@@ -68,6 +77,10 @@ impl Default for NodeConfig {
             identity_seed: None,
             join_interval: Duration::from_secs(30),
             replica: Config::default(),
+            data: None,
+            fsync: crate::journal::Fsync::default(),
+            repair: false,
+            storage: None,
         }
     }
 }
@@ -99,6 +112,13 @@ pub enum NodeError {
     /// The node has shut down.
     #[error("the node is shutting down")]
     Closed,
+    /// The chain's redo log cannot be opened or written.
+    #[error("the redo log of chain {0} failed: {1}")]
+    Storage(ChainId, String),
+    /// The events were accepted in memory but could not be made durable, so they are not
+    /// acknowledged; the chain refuses writes until the node restarts.
+    #[error("the write could not be made durable ({0}); it is not acknowledged")]
+    NotDurable(String),
 }
 
 /// What the status endpoint reports per chain.
@@ -284,7 +304,8 @@ impl Node {
             tx,
             metrics: metrics.clone(),
         };
-        let event_loop = EventLoop::new(&config, rx, metrics)?;
+        let mut event_loop = EventLoop::new(&config, rx, metrics)?;
+        event_loop.load_chains()?;
         let peer_id = event_loop.peer_id();
         let task = tokio::spawn(event_loop.run());
         let mut discovery = Vec::new();
@@ -318,6 +339,16 @@ impl Node {
             d.abort();
         }
         self.task.abort();
+    }
+
+    /// Stops the node and waits until its loop is gone and its redo logs are closed (every
+    /// append handed to the disk thread is written).
+    pub async fn stop(self) {
+        for d in &self.discovery {
+            d.abort();
+        }
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// Waits until the node's loop ends (it runs until the process ends).

@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub(crate) enum NodeCommand {
     /// Runs the daemon: joins the mesh, follows chains, serves the HTTP API.
     #[command(
-        after_help = "Examples:\n  ate node run                                  # mDNS on the LAN, API on 127.0.0.1:4180\n  ate node run --join mesh.example.org          # dial every A/AAAA record of the name (port 4100)\n  ate node run --listen /ip4/127.0.0.11/tcp/4100 --join mesh.test --dns-server 127.0.0.1:5353 --no-mdns\n  ate node run --config node.toml\n\nLogs: RUST_LOG=info (default), RUST_LOG=ate_node=debug for more."
+        after_help = "Examples:\n  ate node run                                  # mDNS on the LAN, API on 127.0.0.1:4180\n  ate node run --join mesh.example.org          # dial every A/AAAA record of the name (port 4100)\n  ate node run --listen /ip4/127.0.0.11/tcp/4100 --join mesh.test --dns-server 127.0.0.1:5353 --no-mdns\n  ate node run --data /var/lib/ate              # keep redo logs (fsync before every acknowledgement)\n  ate node run --config node.toml\n\nLogs: RUST_LOG=info (default), RUST_LOG=ate_node=debug for more."
     )]
     Run(RunArgs),
 }
@@ -28,9 +28,19 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     #[serde(skip)]
     config: Option<PathBuf>,
-    /// Data directory (redo logs arrive with the durability issue; today: the node identity).
+    /// Data directory: the node identity and every followed chain's redo log
+    /// (`DATA/chains/<chain>/`). Without it the node keeps everything in memory only.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// When writes are made durable: `always` (fsync before any acknowledgement; concurrent
+    /// writes share one fsync), `batch:MS` (also wait up to MS ms for more writes to share it)
+    /// or `never` (tests only: a machine crash loses recent writes). Default `always`.
+    #[arg(long)]
+    fsync: Option<String>,
+    /// Cut a chain's log at a corrupt frame in the middle (losing what follows it) instead of
+    /// refusing to serve that chain.
+    #[arg(long)]
+    repair: bool,
     /// Listen multiaddr (repeatable). Default: TCP and QUIC on port 4100, all interfaces.
     #[arg(long)]
     listen: Vec<Multiaddr>,
@@ -66,6 +76,8 @@ impl RunArgs {
         Ok(RunArgs {
             config: None,
             data: self.data.or(file.data),
+            fsync: self.fsync.or(file.fsync),
+            repair: self.repair || file.repair,
             listen: if self.listen.is_empty() {
                 file.listen
             } else {
@@ -130,6 +142,13 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
         identity_seed: identity_seed(args.data.as_ref())?,
         join_interval: Duration::from_secs(args.join_interval_secs.unwrap_or(30)),
         replica: Default::default(),
+        data: args.data.clone(),
+        fsync: match &args.fsync {
+            Some(s) => s.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            None => ate_node::journal::Fsync::Always,
+        },
+        repair: args.repair,
+        storage: None,
     };
     let api = args
         .api
