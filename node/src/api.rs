@@ -38,6 +38,7 @@ impl From<NodeError> for ApiError {
         let code = match e {
             NodeError::UnknownChain(_) => StatusCode::NOT_FOUND,
             NodeError::BadGenesis(_) => StatusCode::BAD_REQUEST,
+            NodeError::NoData => StatusCode::CONFLICT,
             NodeError::Storage(..) | NodeError::NotDurable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -87,6 +88,7 @@ pub fn router(client: Client) -> Router {
         .route("/v1/chains/{chain}/select", get(select))
         .route("/v1/chains/{chain}/list-latest", get(list_latest))
         .route("/v1/chains/{chain}/changes", get(changes))
+        .route("/v1/chains/{chain}/backup", get(backup))
         .route("/metrics", get(metrics))
         .with_state(client)
 }
@@ -394,6 +396,46 @@ async fn changes(
             .data(data.to_string())))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Streams a consistent backup of the chain's redo log (the `ate backup` file format),
+/// copied while the node keeps writing.
+async fn backup(State(c): State<Client>, Path(chain): Path<String>) -> Result<Response, ApiError> {
+    let chain = parse_chain(&chain)?;
+    let source = c.backup(chain).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkWriter { tx: tx.clone() };
+        if let Err(e) = source.copy_to(&mut out, &mut ate_store::NoProgress) {
+            // The client sees a broken stream (and the restore's verification fails loudly).
+            tracing::warn!(chain = %chain.short(), "backup failed: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        body,
+    )
+        .into_response())
+}
+
+/// A `Write` that hands chunks to an HTTP body stream.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(buf.to_vec()))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 async fn metrics(State(c): State<Client>) -> Result<String, ApiError> {

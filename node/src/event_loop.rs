@@ -315,6 +315,7 @@ impl EventLoop {
                 let _ = reply.send(self.subscribers.subscribe(chain));
             }
             Command::Dial { addrs } => self.dial(addrs),
+            Command::Backup { chain, reply } => self.backup(chain, reply),
         }
     }
 
@@ -721,6 +722,31 @@ impl EventLoop {
                 let _ = reply.send(Err(NodeError::NotDurable(e)));
             }
         }
+    }
+
+    fn backup(
+        &mut self,
+        chain: ChainId,
+        reply: oneshot::Sender<Result<crate::journal::BackupSource, NodeError>>,
+    ) {
+        if !self.chains.contains_key(&chain) {
+            let _ = reply.send(Err(NodeError::UnknownChain(chain)));
+            return;
+        }
+        let Some(j) = &self.journal else {
+            let _ = reply.send(Err(NodeError::NoData));
+            return;
+        };
+        // The writer thread answers; relay its answer without holding up the loop.
+        let (tx, rx) = oneshot::channel();
+        j.backup(chain, tx);
+        tokio::spawn(async move {
+            let r = match rx.await {
+                Ok(r) => r.map_err(|e| NodeError::Storage(chain, e)),
+                Err(_) => Err(NodeError::Closed),
+            };
+            let _ = reply.send(r);
+        });
     }
 
     fn mark_broken(&mut self, chain: ChainId, e: &str) {

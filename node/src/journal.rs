@@ -16,8 +16,11 @@ use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
 use ate_protocol::ChainId;
-use ate_store::{Backend, FsBackend, Log, Options, Recovery, SyncPolicy};
-use tokio::sync::mpsc;
+use ate_store::{
+    Backend, BackupError, BackupPoint, BackupSummary, FsBackend, Log, Options, Progress, Recovery,
+    SyncPolicy,
+};
+use tokio::sync::{mpsc, oneshot};
 
 /// When appended events are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +61,42 @@ enum Req {
         chain: ChainId,
         payloads: Vec<Vec<u8>>,
     },
+    /// Take a consistent backup point of a chain's log (after every earlier append).
+    Backup {
+        chain: ChainId,
+        reply: oneshot::Sender<Result<BackupSource, String>>,
+    },
+}
+
+/// A consistent point in a live log and what is needed to copy the log up to it. Appends only
+/// add bytes after the point, so the copy can run while the node keeps writing.
+#[derive(Debug, Clone)]
+pub struct BackupSource {
+    backend: Arc<dyn Backend>,
+    point: BackupPoint,
+    max_payload_bytes: u32,
+}
+
+impl BackupSource {
+    /// Frames the backup will hold.
+    pub fn frames(&self) -> u64 {
+        self.point.frames
+    }
+
+    /// Writes the backup file (blocking I/O: run it on a blocking thread).
+    pub fn copy_to(
+        &self,
+        out: &mut dyn std::io::Write,
+        progress: &mut dyn Progress,
+    ) -> Result<BackupSummary, BackupError> {
+        ate_store::backup(
+            &*self.backend,
+            &self.point,
+            self.max_payload_bytes,
+            out,
+            progress,
+        )
+    }
 }
 
 /// A completed ticket.
@@ -194,6 +233,20 @@ impl Journal {
         ticket
     }
 
+    /// Asks the writer thread for a backup point of `chain`; the answer goes to `reply`.
+    pub(crate) fn backup(
+        &self,
+        chain: ChainId,
+        reply: oneshot::Sender<Result<BackupSource, String>>,
+    ) {
+        if let Some(tx) = &self.tx
+            && let Err(std_mpsc::SendError(Req::Backup { reply, .. })) =
+                tx.send(Req::Backup { chain, reply })
+        {
+            let _ = reply.send(Err("the journal thread has stopped".into()));
+        }
+    }
+
     /// The path of the logs (for messages).
     pub(crate) fn root(&self) -> &Path {
         &self.root
@@ -232,6 +285,17 @@ fn writer(rx: std_mpsc::Receiver<Req>, done: mpsc::UnboundedSender<Done>, fsync:
             match req {
                 Req::Adopt(chain, log) => {
                     logs.insert(chain, log);
+                }
+                Req::Backup { chain, reply } => {
+                    let r = match logs.get(&chain) {
+                        Some(log) => Ok(BackupSource {
+                            backend: log.backend().clone(),
+                            point: log.backup_point(),
+                            max_payload_bytes: log.options().max_payload_bytes,
+                        }),
+                        None => Err("the chain has no open log".to_string()),
+                    };
+                    let _ = reply.send(r);
                 }
                 Req::Append {
                     ticket,

@@ -14,6 +14,7 @@ mod demo;
 mod mesh;
 mod replicate;
 mod run;
+mod tools;
 
 /// Counts heap bytes so `ate bench ingest` can report measured memory per event.
 #[global_allocator]
@@ -48,6 +49,15 @@ enum Command {
     /// Starts three nodes on this machine, writes through one, shows the others converge.
     #[command(after_help = "Example:\n  ate demo --writes 50")]
     Demo(demo::DemoArgs),
+    /// Redo-log tools.
+    #[command(subcommand)]
+    Log(tools::LogCommand),
+    /// Copies a chain's redo log from a running node into one self-checking file.
+    #[command(after_help = "Example:\n  ate backup chainabc… notes.atebak --api 127.0.0.1:4180")]
+    Backup(tools::BackupArgs),
+    /// Restores a backup file into a data directory (verified in full before writing).
+    #[command(after_help = "Example:\n  ate restore notes.atebak --data /var/lib/ate-restored")]
+    Restore(tools::RestoreArgs),
     /// Built-in benchmarks you can run on your own hardware.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -62,6 +72,9 @@ fn main() -> ExitCode {
         Command::Client(c) => cli::client(c),
         Command::Demo(d) => demo::run(&d),
         Command::Bench(b) => bench::run(b),
+        Command::Log(l) => tools::log(l),
+        Command::Backup(b) => tools::backup(b),
+        Command::Restore(r) => tools::restore(r),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

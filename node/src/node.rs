@@ -112,6 +112,9 @@ pub enum NodeError {
     /// The node has shut down.
     #[error("the node is shutting down")]
     Closed,
+    /// The node keeps no redo logs (started without a data directory).
+    #[error("this node has no data directory (start it with --data DIR)")]
+    NoData,
     /// The chain's redo log cannot be opened or written.
     #[error("the redo log of chain {0} failed: {1}")]
     Storage(ChainId, String),
@@ -189,6 +192,10 @@ pub(crate) enum Command {
     Dial {
         addrs: Vec<Multiaddr>,
     },
+    Backup {
+        chain: ChainId,
+        reply: oneshot::Sender<Result<crate::journal::BackupSource, NodeError>>,
+    },
 }
 
 /// A handle on a running node. Cheap to clone; every method is a message to the loop.
@@ -226,6 +233,12 @@ impl Client {
     /// Follows a chain by id: peers that have it send its genesis and events.
     pub async fn follow(&self, chain: ChainId) -> Result<(), NodeError> {
         self.ask(|reply| Command::Follow { chain, reply }).await
+    }
+
+    /// A consistent point of a chain's redo log to copy a backup from, taken after every
+    /// write acknowledged so far.
+    pub async fn backup(&self, chain: ChainId) -> Result<crate::journal::BackupSource, NodeError> {
+        self.ask(|reply| Command::Backup { chain, reply }).await?
     }
 
     /// Submits locally signed events; returns one verdict per event, in order.

@@ -20,32 +20,6 @@ use ate_protocol::workload::{Spec, generate};
 use ate_protocol::{Config, Replica};
 use common::*;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// (events, digest) of the first chain, if the API answers.
-fn chain_status(api: &str) -> Option<(usize, String)> {
-    let mut r = agent()
-        .get(&format!("http://{api}/v1/status"))
-        .call()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
-    let c = &v["chains"][0];
-    Some((
-        c["events"].as_u64()? as usize,
-        c["digest"].as_str()?.to_string(),
-    ))
-}
-
 struct Rng(u64);
 
 impl Rng {
@@ -97,19 +71,9 @@ fn sigkill_never_loses_an_acknowledged_write() {
     // Create the chain once.
     let mut proc = start(0);
     wait_for("the API", Duration::from_secs(30), || {
-        agent()
-            .get(&format!("http://{api}/v1/status"))
-            .call()
-            .ok()
-            .map(|_| ())
+        api_up(api).then_some(())
     });
-    let body = serde_json::json!({ "genesis": hex(&chain.genesis) }).to_string();
-    let r = agent()
-        .post(&format!("http://{api}/v1/chains"))
-        .header("content-type", "application/json")
-        .send(&body)
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    post_genesis(api, &chain.genesis);
 
     // `held` events (genesis included) are in the node; `acked` were acknowledged.
     let mut held = 1usize;
@@ -137,26 +101,12 @@ fn sigkill_never_loses_an_acknowledged_write() {
         while !killed.load(Ordering::SeqCst) && next < chain.events.len() + 1 {
             let n = 1 + rng.below(16) as usize;
             let end = (next + n).min(chain.events.len() + 1);
-            let events: Vec<String> = chain.events[next - 1..end - 1]
-                .iter()
-                .map(|e| hex(e))
-                .collect();
-            let body = serde_json::json!({ "events": events }).to_string();
-            let resp = agent()
-                .post(&format!("http://{api}/v1/chains/{chain_id}/events"))
-                .header("content-type", "application/json")
-                .send(&body);
-            match resp {
-                Ok(mut r) if r.status().as_u16() == 200 => {
-                    let v: serde_json::Value =
-                        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-                    let all_in = v["results"].as_array().is_some_and(|a| {
-                        a.len() == end - next
-                            && a.iter().all(|x| {
-                                matches!(x["verdict"].as_str(), Some("valid" | "duplicate"))
-                            })
-                    });
-                    assert!(all_in, "the node refused part of a valid batch: {v}");
+            match post_events(api, &chain_id, &chain.events[next - 1..end - 1]) {
+                Some(v) => {
+                    assert!(
+                        accepted_all(&v, end - next),
+                        "the node refused part of a valid batch: {v}"
+                    );
                     acked = acked.max(end);
                     total_written += end - next;
                     next = end;

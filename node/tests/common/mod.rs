@@ -118,3 +118,77 @@ pub fn digest(netns: Option<&str>, api: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v["chains"][0]["digest"].as_str().map(String::from)
 }
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An HTTP client that returns error statuses as responses.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into()
+}
+
+/// Whether the API at `api` answers.
+pub fn api_up(api: &str) -> bool {
+    agent()
+        .get(&format!("http://{api}/v1/status"))
+        .call()
+        .is_ok()
+}
+
+/// (events, digest) of the first chain, if the API answers and follows a chain.
+pub fn chain_status(api: &str) -> Option<(usize, String)> {
+    let mut r = agent()
+        .get(&format!("http://{api}/v1/status"))
+        .call()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()?;
+    let c = &v["chains"][0];
+    Some((
+        c["events"].as_u64()? as usize,
+        c["digest"].as_str()?.to_string(),
+    ))
+}
+
+/// Creates a chain from its genesis through the API.
+pub fn post_genesis(api: &str, genesis: &[u8]) {
+    let body = serde_json::json!({ "genesis": hex(genesis) }).to_string();
+    let r = agent()
+        .post(&format!("http://{api}/v1/chains"))
+        .header("content-type", "application/json")
+        .send(&body)
+        .expect("create chain");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+/// Submits envelopes; `Some(response)` when the node answered 200.
+pub fn post_events(
+    api: &str,
+    chain: &ate_protocol::ChainId,
+    envelopes: &[Vec<u8>],
+) -> Option<serde_json::Value> {
+    let events: Vec<String> = envelopes.iter().map(|e| hex(e)).collect();
+    let body = serde_json::json!({ "events": events }).to_string();
+    let mut r = agent()
+        .post(&format!("http://{api}/v1/chains/{chain}/events"))
+        .header("content-type", "application/json")
+        .send(&body)
+        .ok()?;
+    if r.status().as_u16() != 200 {
+        return None;
+    }
+    serde_json::from_str(&r.body_mut().read_to_string().ok()?).ok()
+}
+
+/// Whether a submit response holds `n` verdicts, each valid or duplicate.
+pub fn accepted_all(v: &serde_json::Value, n: usize) -> bool {
+    v["results"].as_array().is_some_and(|a| {
+        a.len() == n
+            && a.iter()
+                .all(|x| matches!(x["verdict"].as_str(), Some("valid" | "duplicate")))
+    })
+}
