@@ -63,8 +63,9 @@ pub enum Reason {
     /// The event builds on an event that was itself invalid.
     #[error("depends on an invalid event")]
     InvalidDependency,
-    /// The body was pruned, so authority cannot be checked.
-    #[error("event arrived without its body")]
+    /// A genesis, grant or revocation arrived without its body, so authority cannot be
+    /// decided (only puts may travel without one: compaction drops superseded versions).
+    #[error("a grant or revocation arrived without its body (only puts may be compacted)")]
     MissingBody,
 }
 
@@ -355,5 +356,33 @@ impl SyncMsg {
             return Err(SyncDecodeError::Trailing(rest.len()));
         }
         Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_lists_every_reason_label_once() {
+        let all = [
+            Reason::Decode(DecodeError::Truncated("x")),
+            Reason::BadAuthorKey,
+            Reason::BadSignature,
+            Reason::PrevWrongAuthor,
+            Reason::SeqMismatch { got: 0, want: 1 },
+            Reason::ClockMismatch { got: 0, want: 1 },
+            Reason::BadPrevious("x"),
+            Reason::NotAuthorized {
+                author: String::new(),
+                need: Rights::Write,
+                target: String::new(),
+            },
+            Reason::RevokeRoot,
+            Reason::InvalidDependency,
+            Reason::MissingBody,
+        ];
+        let labels: Vec<&str> = all.iter().map(Reason::label).collect();
+        assert_eq!(labels, Reason::LABELS);
     }
 }
