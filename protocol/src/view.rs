@@ -15,7 +15,8 @@
 //! arena when a query reads them.
 //!
 //! Compaction drops the bodies of superseded versions (effective versions with an effective
-//! successor). The replica that compacts keeps their record links, so its view is unchanged;
+//! successor, in records without a fork). The replica that compacts keeps their record
+//! links, so its view is unchanged;
 //! a replica that receives such a version *without* its body cannot know its key, so the
 //! version stays out of its view, and a later version naming it as `previous` starts a
 //! record of its own there (its prefix is then the oldest version that replica can see). What
@@ -150,13 +151,16 @@ impl View {
             .max_by_key(|&r| rank(dag, self.records[r as usize].latest))
     }
 
-    /// Versions compaction may drop the body of, by slot: effective versions with an effective
-    /// successor (not leaves) whose body is still here. Leaves — every record's latest version
-    /// among them, tombstones included — and versions without effect (a later revocation
-    /// elsewhere can restore them) keep their bodies.
+    /// Versions compaction may drop the body of, by slot: in a record without a fork (one
+    /// leaf), its effective versions other than that leaf, whose body is still here. Leaves —
+    /// every record's latest version among them, tombstones included — versions without effect
+    /// (a later revocation can restore them) and every version of a forked record keep their
+    /// bodies: a replica that receives a record's compacted versions without bodies cannot
+    /// link its branches, and can still resolve a linear record (its one leaf is its latest),
+    /// but not a fork whose branches differ in length.
     pub(crate) fn superseded(&self, dag: &Dag) -> Vec<Slot> {
         let mut out = Vec::new();
-        for r in &self.records {
+        for r in self.records.iter().filter(|r| r.leaves.len() == 1) {
             out.extend(r.versions.iter().copied().filter(|&s| {
                 let m = dag.meta(s);
                 m.effective && m.has_body && !r.leaves.contains(&s)

@@ -3,9 +3,11 @@
 //!
 //! A version is superseded when it has effect and a later effective version of its record
 //! names it (directly or through others) as `previous`: it is no record's latest and no leaf
-//! of a fork. Those bodies can go; everything else stays — genesis, grants and revocations
-//! (the chain of trust reads them), every leaf (so every key's latest value, tombstones
-//! included), and versions without effect (a revocation arriving later can restore them).
+//! of a fork. Those bodies can go, in records without a fork; everything else stays —
+//! genesis, grants and revocations (the chain of trust reads them), every leaf (so every
+//! key's latest value, tombstones included), versions without effect (a revocation arriving
+//! later can restore them) and forked records whole (a peer that gets a record's compacted
+//! versions without bodies cannot link its branches, so it could not tell the longer one).
 //!
 //! This replica keeps each pruned version's key (in the view) and its `previous` and record
 //! seq (in the DAG's pruned table), so its view, its later validations and its revocation
