@@ -406,7 +406,7 @@ impl Event {
         })
     }
 
-    /// Verifies the signature alone (one at a time; see [`crate::verify::verify_batch`]).
+    /// Verifies the signature alone (one at a time; see [`crate::verify`] for batches).
     pub fn verify(&self) -> bool {
         crate::verify::verify_one(&self.header.author, &self.id, &self.sig)
     }

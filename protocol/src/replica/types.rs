@@ -167,7 +167,7 @@ pub enum ChangeKind {
     Restored,
 }
 
-/// Inputs to [`Replica::handle`].
+/// Inputs to [`crate::Replica::handle`].
 #[derive(Debug, Clone)]
 pub enum Input {
     /// An event built and signed locally (see [`crate::Writer`]).
@@ -213,7 +213,7 @@ impl Input {
     }
 }
 
-/// Outputs of [`Replica::handle`], to be carried out in order.
+/// Outputs of [`crate::Replica::handle`], to be carried out in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Push a new local event to the chain's gossip topic.
