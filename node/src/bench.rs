@@ -19,6 +19,30 @@ pub(crate) enum BenchCommand {
     /// write on node A to the last event visible in node B's view, and bytes sent.
     #[command(after_help = "Example:\n  ate bench replicate --events 100000 --runs 3 --json")]
     Replicate(ReplicateArgs),
+    /// Restart time of a node with a big chain on disk: from start until the chain serves a
+    /// read, loading its snapshot plus the log after it (and, once, replaying the whole log
+    /// without a snapshot, for comparison).
+    #[command(after_help = "Example:\n  ate bench restart --events 1000000 --runs 3 --json")]
+    Restart(RestartArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestartArgs {
+    /// Events in the chain.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) events: usize,
+    /// Events written after the snapshot (replayed from the log on every restart).
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) tail: usize,
+    /// Timed restarts with the snapshot; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) runs: usize,
+    /// Skip the (slow) restart without a snapshot.
+    #[arg(long)]
+    pub(crate) no_full_replay: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +106,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Replicate(a) => crate::replicate::run(&a),
+        BenchCommand::Restart(a) => crate::restart::run(&a),
     }
 }
 

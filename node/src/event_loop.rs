@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use crate::node::{ChainStatus, Command, NodeConfig, NodeError, NodeStatus, Subscribers};
 use crate::preverify::{self, Prechecked, Verdicts};
 use crate::wire::{SyncRequest, SyncResponse};
-use ate_protocol::replica::ViewChange;
+use ate_protocol::EventId;
+use ate_protocol::replica::{SnapshotInfo, ViewChange};
 
 /// Gossiped events handled per replica call (signatures are batch-verified per call).
 const GOSSIP_BATCH: usize = 256;
@@ -34,6 +35,10 @@ struct Chain {
     topic: IdentTopic,
     /// Peers subscribed to the topic.
     peers: BTreeSet<libp2p::PeerId>,
+    /// Events in the replica when the last snapshot was taken.
+    snapshot_at: usize,
+    /// A snapshot is being written.
+    snapshot_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A batch on its way through signature checking (on a blocking thread) to the replica.
@@ -69,6 +74,15 @@ enum Action {
         oneshot::Sender<Result<Vec<Verdict>, NodeError>>,
         Result<Vec<Verdict>, NodeError>,
     ),
+    /// Write a snapshot file (only once every event it covers is durable in the log).
+    Snapshot(Box<SnapshotJob>),
+}
+
+struct SnapshotJob {
+    chain: ChainId,
+    bytes: Vec<u8>,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    reply: Option<oneshot::Sender<Result<(), NodeError>>>,
 }
 
 /// Envelopes replayed into a replica per call at start-up.
@@ -150,6 +164,8 @@ pub(crate) struct EventLoop {
     durable_ticket: u64,
     /// Actions waiting for their ticket.
     held: VecDeque<(u64, Action)>,
+    /// Take a snapshot of a chain after this many new events (0: only when asked).
+    snapshot_every: usize,
     /// Chains whose log failed: they take no more writes until the node restarts.
     broken: BTreeMap<ChainId, String>,
     replica_config: ate_protocol::Config,
@@ -231,6 +247,7 @@ impl EventLoop {
             durable_ticket: 0,
             held: VecDeque::new(),
             broken: BTreeMap::new(),
+            snapshot_every: config.snapshot_every,
             replica_config: config.replica.clone(),
             started: Instant::now(),
             in_flight: HashMap::new(),
@@ -316,6 +333,7 @@ impl EventLoop {
             }
             Command::Dial { addrs } => self.dial(addrs),
             Command::Backup { chain, reply } => self.backup(chain, reply),
+            Command::Checkpoint { reply } => self.checkpoint(reply),
         }
     }
 
@@ -356,14 +374,94 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Opens a chain's log and replays it into `replica` (or into a replica made from the
-    /// log's first frame, its genesis).
+    /// Opens a chain's log and rebuilds its replica: from the chain's snapshot plus the log
+    /// frames after it when there is a good one, else by replaying the whole log into
+    /// `replica` (or into a replica made from the log's first frame, its genesis).
     fn open_log(
         &mut self,
         chain: ChainId,
         genesis: Option<&[u8]>,
         replica: Option<Replica>,
     ) -> Result<Replica, String> {
+        let started = Instant::now();
+        let from_snapshot = self.restore_snapshot(chain, genesis);
+        let used_snapshot = from_snapshot.is_some();
+        let (replica, skip) = match from_snapshot {
+            Some((r, info)) => (Some(r), Some(info)),
+            None => (replica, None),
+        };
+        match self.replay_log(chain, genesis, replica, skip)? {
+            Some(r) => {
+                if used_snapshot {
+                    Metrics::add(&self.metrics.snapshots_restored, 1);
+                }
+                self.log_opened(chain, &r, started, used_snapshot);
+                Ok(r)
+            }
+            None => {
+                // The snapshot did not line up with the log: forget it and replay everything.
+                tracing::warn!(
+                    chain = %chain.short(),
+                    "the snapshot does not match the redo log; replaying the whole log"
+                );
+                if let Some(j) = &self.journal {
+                    j.drop_snapshot(&chain);
+                }
+                Metrics::add(&self.metrics.snapshots_ignored, 1);
+                let fresh = match genesis {
+                    Some(g) => Some(self.new_replica(g).map_err(|e| e.to_string())?),
+                    None => None,
+                };
+                let r = self
+                    .replay_log(chain, genesis, fresh, None)?
+                    .ok_or("the log could not be replayed")?;
+                self.log_opened(chain, &r, started, false);
+                Ok(r)
+            }
+        }
+    }
+
+    fn new_replica(&self, genesis: &[u8]) -> Result<Replica, ate_protocol::replica::GenesisError> {
+        let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
+        Replica::with_checker(genesis, self.replica_config.clone(), checker)
+    }
+
+    /// The replica from the chain's snapshot file, if it has a good one.
+    fn restore_snapshot(
+        &self,
+        chain: ChainId,
+        genesis: Option<&[u8]>,
+    ) -> Option<(Replica, SnapshotInfo)> {
+        let j = self.journal.as_ref()?;
+        let bytes = j.read_snapshot(&chain)?;
+        let genesis = match genesis {
+            Some(g) => g.to_vec(),
+            None => j.first_frame(&chain)?,
+        };
+        let checker: Arc<dyn ate_protocol::verify::SignatureCheck> = self.checker.clone();
+        let restored = SnapshotInfo::read(&bytes).and_then(|info| {
+            Replica::restore(&genesis, &bytes, self.replica_config.clone(), checker)
+                .map(|r| (r, info))
+        });
+        match restored {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(chain = %chain.short(), "ignoring the snapshot: {e}");
+                Metrics::add(&self.metrics.snapshots_ignored, 1);
+                None
+            }
+        }
+    }
+
+    /// Replays the log into a replica, skipping the frames a snapshot covers. `Ok(None)` when
+    /// the log does not hold what the snapshot says it covers.
+    fn replay_log(
+        &mut self,
+        chain: ChainId,
+        genesis: Option<&[u8]>,
+        replica: Option<Replica>,
+        snapshot: Option<SnapshotInfo>,
+    ) -> Result<Option<Replica>, String> {
         let mut state = ReplayState {
             replica,
             chunk: Vec::new(),
@@ -371,8 +469,12 @@ impl EventLoop {
             config: self.replica_config.clone(),
             error: None,
             invalid: 0,
+            seen: 0,
+            skip: snapshot.map_or(0, |i| i.events),
+            last: snapshot.map(|i| i.last),
+            mismatch: std::rc::Rc::new(std::cell::Cell::new(false)),
         };
-        let started = Instant::now();
+        let mismatch = state.mismatch.clone();
         let mut last_log = Instant::now();
         let mut progress = |done: u64, total: u64| {
             if last_log.elapsed() >= Duration::from_secs(2) {
@@ -388,19 +490,21 @@ impl EventLoop {
         let Some(journal) = self.journal.as_mut() else {
             return Err("the node has no data directory".into());
         };
+        let root = journal.root().display().to_string();
+        let skip = state.skip;
+        let mut replay = |bytes: &[u8]| state.push(bytes);
+        let mut accept =
+            |r: &ate_store::Recovery| skip == 0 || (r.frames >= skip && !mismatch.get());
         let opened = journal
-            .open(
-                chain,
-                genesis,
-                &mut |bytes: &[u8]| state.push(bytes),
-                &mut progress,
-            )
+            .open(chain, genesis, &mut replay, &mut progress, &mut accept)
             .map_err(|e| {
                 format!(
-                    "{e} (logs in {}; `ate node run --repair` cuts a corrupt log at the damage)",
-                    journal.root().display()
+                    "{e} (logs in {root}; `ate node run --repair` cuts a corrupt log at the damage)"
                 )
             })?;
+        let Some(opened) = opened else {
+            return Ok(None);
+        };
         state.flush();
         if let Some(e) = state.error {
             return Err(e);
@@ -426,14 +530,17 @@ impl EventLoop {
                 state.invalid
             );
         }
+        Ok(Some(replica))
+    }
+
+    fn log_opened(&self, chain: ChainId, r: &Replica, started: Instant, snapshot: bool) {
         tracing::info!(
             chain = %chain.short(),
-            frames = r.frames,
-            events = replica.len(),
-            "log opened in {:.2?}",
+            events = r.len(),
+            snapshot,
+            "chain loaded in {:.2?}",
             started.elapsed()
         );
-        Ok(replica)
     }
 
     fn install_chain(&mut self, replica: Replica) -> ChainId {
@@ -452,6 +559,8 @@ impl EventLoop {
                 replica,
                 topic,
                 peers: BTreeSet::new(),
+                snapshot_at: 0,
+                snapshot_busy: Arc::default(),
             },
         );
         // Catch up from everyone already connected who follows it.
@@ -710,6 +819,7 @@ impl EventLoop {
                 Action::Reply(reply, result) => {
                     let _ = reply.send(result);
                 }
+                Action::Snapshot(job) => self.write_snapshot(*job),
             }
             return;
         };
@@ -721,7 +831,99 @@ impl EventLoop {
             Action::Reply(reply, _) => {
                 let _ = reply.send(Err(NodeError::NotDurable(e)));
             }
+            Action::Snapshot(job) => {
+                job.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+                if let Some(r) = job.reply {
+                    let _ = r.send(Err(NodeError::NotDurable(e)));
+                }
+            }
         }
+    }
+
+    // ---- snapshots ----
+
+    /// Takes a snapshot of `chain` now; it is written once the log holds everything in it.
+    fn take_snapshot(
+        &mut self,
+        chain: ChainId,
+        reply: Option<oneshot::Sender<Result<(), NodeError>>>,
+    ) {
+        let Some(c) = self.chains.get_mut(&chain) else {
+            if let Some(r) = reply {
+                let _ = r.send(Err(NodeError::UnknownChain(chain)));
+            }
+            return;
+        };
+        if self.journal.is_none() || self.broken.contains_key(&chain) {
+            if let Some(r) = reply {
+                let _ = r.send(Err(NodeError::NoData));
+            }
+            return;
+        }
+        let started = Instant::now();
+        let bytes = c.replica.snapshot();
+        tracing::debug!(
+            chain = %chain.short(),
+            events = c.replica.len(),
+            bytes = bytes.len(),
+            "snapshot taken in {:.2?}",
+            started.elapsed()
+        );
+        c.snapshot_at = c.replica.len();
+        c.snapshot_busy
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let busy = c.snapshot_busy.clone();
+        self.after_durable(Action::Snapshot(Box::new(SnapshotJob {
+            chain,
+            bytes,
+            busy,
+            reply,
+        })));
+    }
+
+    fn write_snapshot(&mut self, job: SnapshotJob) {
+        let Some(j) = &self.journal else {
+            return;
+        };
+        let (path, dir) = j.snapshot_target(&job.chain);
+        tokio::task::spawn_blocking(move || {
+            let r = crate::journal::write_snapshot(&path, &dir, &job.bytes);
+            if let Err(e) = &r {
+                tracing::warn!(chain = %job.chain.short(), "cannot write the snapshot {}: {e}", path.display());
+            }
+            job.busy.store(false, std::sync::atomic::Ordering::SeqCst);
+            if let Some(reply) = job.reply {
+                let _ = reply.send(r.map_err(|e| NodeError::Storage(job.chain, e.to_string())));
+            }
+        });
+    }
+
+    /// Snapshots every chain; answers once all are written.
+    fn checkpoint(&mut self, reply: oneshot::Sender<Result<usize, NodeError>>) {
+        let chains: Vec<ChainId> = self.chains.keys().copied().collect();
+        let mut waits = Vec::new();
+        for chain in chains {
+            let (tx, rx) = oneshot::channel();
+            self.take_snapshot(chain, Some(tx));
+            waits.push(rx);
+        }
+        tokio::spawn(async move {
+            let mut n = 0;
+            for w in waits {
+                match w.await {
+                    Ok(Ok(())) => n += 1,
+                    Ok(Err(e)) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(NodeError::Closed));
+                        return;
+                    }
+                }
+            }
+            let _ = reply.send(Ok(n));
+        });
     }
 
     fn backup(
@@ -1127,6 +1329,20 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         self.redial_lan_peers();
+        if self.snapshot_every > 0 {
+            let due: Vec<ChainId> = self
+                .chains
+                .iter()
+                .filter(|(_, c)| {
+                    c.replica.len() >= c.snapshot_at + self.snapshot_every
+                        && !c.snapshot_busy.load(std::sync::atomic::Ordering::SeqCst)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for chain in due {
+                self.take_snapshot(chain, None);
+            }
+        }
         let chains: Vec<ChainId> = self.chains.keys().copied().collect();
         for chain in chains {
             self.feed(chain, Input::Tick, None);
@@ -1194,11 +1410,33 @@ struct ReplayState {
     config: ate_protocol::Config,
     error: Option<String>,
     invalid: u64,
+    /// Frames read so far, and how many a restored snapshot already covers.
+    seen: u64,
+    skip: u64,
+    last: Option<EventId>,
+    mismatch: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl ReplayState {
     fn push(&mut self, bytes: &[u8]) {
         if self.error.is_some() {
+            return;
+        }
+        // Frames a snapshot covers are already in the replica; the last of them must be the
+        // event the snapshot names, or the two do not belong together.
+        if self.seen < self.skip {
+            self.seen += 1;
+            if self.seen == self.skip {
+                let id = self
+                    .replica
+                    .as_ref()
+                    .and_then(|r| ate_protocol::event::envelope_id(Some(&r.chain()), bytes))
+                    .map(|(id, _)| id);
+                let genesis_only = self.skip == 1;
+                if !genesis_only && id != self.last {
+                    self.mismatch.set(true);
+                }
+            }
             return;
         }
         if self.replica.is_none() {

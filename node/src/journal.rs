@@ -113,6 +113,7 @@ pub(crate) struct Journal {
     backend: Arc<dyn Backend>,
     options: Options,
     root: PathBuf,
+    snapshots: PathBuf,
     /// `None` only while dropping.
     tx: Option<std_mpsc::Sender<Req>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -145,6 +146,7 @@ impl Journal {
         done: mpsc::UnboundedSender<Done>,
     ) -> anyhow::Result<Journal> {
         let root = data.join("chains");
+        let snapshots = data.join("snapshots");
         let backend: Arc<dyn Backend> = match storage {
             Some(b) => b,
             None => {
@@ -174,6 +176,7 @@ impl Journal {
             backend,
             options,
             root,
+            snapshots,
             tx: Some(tx),
             thread: Some(thread),
             next_ticket: 1,
@@ -186,19 +189,51 @@ impl Journal {
             .map_err(|e| anyhow::anyhow!("cannot list logs in {}: {e}", self.root.display()))
     }
 
+    /// The first frame of a chain's log (its genesis), if there is one.
+    pub(crate) fn first_frame(&self, chain: &ChainId) -> Option<Vec<u8>> {
+        let mut frames =
+            ate_store::dump(&*self.backend, chain, self.options.max_payload_bytes).ok()?;
+        let f = frames.next()?.ok()?;
+        f.crc_ok.then_some(f.payload)
+    }
+
+    fn snapshot_path(&self, chain: &ChainId) -> PathBuf {
+        self.snapshots.join(format!("{chain}.snap"))
+    }
+
+    /// The chain's last snapshot file, if any.
+    pub(crate) fn read_snapshot(&self, chain: &ChainId) -> Option<Vec<u8>> {
+        std::fs::read(self.snapshot_path(chain)).ok()
+    }
+
+    /// Removes a snapshot that did not match the log (it would be tried again otherwise).
+    pub(crate) fn drop_snapshot(&self, chain: &ChainId) {
+        let _ = std::fs::remove_file(self.snapshot_path(chain));
+    }
+
+    /// Where a new snapshot of `chain` goes, and the directory to create first.
+    pub(crate) fn snapshot_target(&self, chain: &ChainId) -> (PathBuf, PathBuf) {
+        (self.snapshot_path(chain), self.snapshots.clone())
+    }
+
     /// Opens (or creates) a chain's log, passing every stored envelope to `replay` in order,
     /// then hands the log to the writer thread. A new log gets `genesis` as its first frame,
-    /// durably, before this returns.
+    /// durably, before this returns. `accept` sees the recovery report first and may refuse
+    /// the log (the caller then opens it again differently); a refused log is not adopted.
     pub(crate) fn open(
         &mut self,
         chain: ChainId,
         genesis: Option<&[u8]>,
         replay: &mut dyn FnMut(&[u8]),
         progress: &mut dyn ate_store::Progress,
-    ) -> Result<Opened, String> {
+        accept: &mut dyn FnMut(&Recovery) -> bool,
+    ) -> Result<Option<Opened>, String> {
         let (mut log, recovery) =
             Log::open(self.backend.clone(), chain, &self.options, replay, progress)
                 .map_err(|e| e.to_string())?;
+        if !accept(&recovery) {
+            return Ok(None);
+        }
         if recovery.frames == 0 {
             let Some(genesis) = genesis else {
                 return Err("the log is empty and no genesis is known".into());
@@ -213,7 +248,7 @@ impl Journal {
             .ok_or("the journal is closing")?
             .send(Req::Adopt(chain, Box::new(log)))
             .map_err(|_| "the journal thread has stopped".to_string())?;
-        Ok(Opened { recovery })
+        Ok(Some(Opened { recovery }))
     }
 
     /// Queues envelopes for a chain; returns the ticket that completes once they are durable.
@@ -342,4 +377,19 @@ fn writer(rx: std_mpsc::Receiver<Req>, done: mpsc::UnboundedSender<Done>, fsync:
             let _ = done.send(Done { ticket, result });
         }
     }
+}
+
+/// Writes a snapshot file durably: a temporary file, fsync, rename over the old one, fsync
+/// of the directory. A crash leaves the old snapshot or the new one, never a torn one (and a
+/// torn one would fail its checksum and be ignored anyway).
+pub(crate) fn write_snapshot(path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("snap.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }

@@ -13,6 +13,7 @@ mod cli;
 mod demo;
 mod mesh;
 mod replicate;
+mod restart;
 mod run;
 mod tools;
 

@@ -14,6 +14,10 @@ use crate::node::ChainStatus;
 pub struct Metrics {
     /// Gossip messages received.
     pub gossip_in_msgs: AtomicU64,
+    /// Chains loaded from a snapshot plus the log after it.
+    pub snapshots_restored: AtomicU64,
+    /// Snapshots that failed their checks or did not match the log (the log was replayed).
+    pub snapshots_ignored: AtomicU64,
     /// Events received in gossip bundles.
     pub gossip_in_events: AtomicU64,
     /// Gossip bytes received.
@@ -60,6 +64,16 @@ impl Metrics {
                 "ate_gossip_messages_total",
                 "direction=\"out\"",
                 get(&self.gossip_out_msgs),
+            ),
+            (
+                "ate_snapshots_total",
+                "result=\"restored\"",
+                get(&self.snapshots_restored),
+            ),
+            (
+                "ate_snapshots_total",
+                "result=\"ignored\"",
+                get(&self.snapshots_ignored),
             ),
             (
                 "ate_gossip_events_total",

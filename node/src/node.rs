@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub fsync: crate::journal::Fsync,
     /// Cut a log at a corrupt frame in the middle instead of refusing to serve the chain.
     pub repair: bool,
+    /// Snapshot a chain after this many new events (0: only on `checkpoint`, e.g. at stop).
+    pub snapshot_every: usize,
     /// Where the logs are kept, instead of files under `data` (tests inject faults this way;
     /// `data` must still be set to turn persistence on).
     pub storage: Option<std::sync::Arc<dyn ate_store::Backend>>,
@@ -81,6 +83,7 @@ impl Default for NodeConfig {
             fsync: crate::journal::Fsync::default(),
             repair: false,
             storage: None,
+            snapshot_every: 100_000,
         }
     }
 }
@@ -192,6 +195,9 @@ pub(crate) enum Command {
     Dial {
         addrs: Vec<Multiaddr>,
     },
+    Checkpoint {
+        reply: oneshot::Sender<Result<usize, NodeError>>,
+    },
     Backup {
         chain: ChainId,
         reply: oneshot::Sender<Result<crate::journal::BackupSource, NodeError>>,
@@ -233,6 +239,13 @@ impl Client {
     /// Follows a chain by id: peers that have it send its genesis and events.
     pub async fn follow(&self, chain: ChainId) -> Result<(), NodeError> {
         self.ask(|reply| Command::Follow { chain, reply }).await
+    }
+
+    /// Writes a snapshot of every chain (covering only durable events) so the next start
+    /// need not replay their logs; returns how many were written. The daemon does this when
+    /// it is stopped.
+    pub async fn checkpoint(&self) -> Result<usize, NodeError> {
+        self.ask(|reply| Command::Checkpoint { reply }).await?
     }
 
     /// A consistent point of a chain's redo log to copy a backup from, taken after every

@@ -41,6 +41,10 @@ pub(crate) struct RunArgs {
     /// refusing to serve that chain.
     #[arg(long)]
     repair: bool,
+    /// Write a chain's snapshot after this many new events (default 100000; 0: only at
+    /// shutdown). A restart loads the snapshot and replays only the log after it.
+    #[arg(long)]
+    snapshot_every: Option<usize>,
     /// Listen multiaddr (repeatable). Default: TCP and QUIC on port 4100, all interfaces.
     #[arg(long)]
     listen: Vec<Multiaddr>,
@@ -78,6 +82,7 @@ impl RunArgs {
             data: self.data.or(file.data),
             fsync: self.fsync.or(file.fsync),
             repair: self.repair || file.repair,
+            snapshot_every: self.snapshot_every.or(file.snapshot_every),
             listen: if self.listen.is_empty() {
                 file.listen
             } else {
@@ -149,6 +154,7 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
         },
         repair: args.repair,
         storage: None,
+        snapshot_every: args.snapshot_every.unwrap_or(100_000),
     };
     let api = args
         .api
@@ -161,9 +167,15 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
         tracing::info!(peer = %node.peer_id, "node started");
         let client = node.client();
         tokio::select! {
-            r = ate_node::api::serve(api, client) => r,
+            r = ate_node::api::serve(api, client.clone()) => r,
             _ = tokio::signal::ctrl_c() => {
-                tracing::info!("shutting down");
+                tracing::info!("shutting down: writing snapshots");
+                match tokio::time::timeout(Duration::from_secs(60), client.checkpoint()).await {
+                    Ok(Ok(n)) => tracing::info!("{n} snapshots written"),
+                    Ok(Err(ate_node::NodeError::NoData)) => {}
+                    Ok(Err(e)) => tracing::warn!("snapshots not written: {e}"),
+                    Err(_) => tracing::warn!("snapshots took too long; the logs will be replayed"),
+                }
                 Ok(())
             }
         }

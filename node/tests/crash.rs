@@ -65,6 +65,10 @@ fn sigkill_never_loses_an_acknowledged_write() {
         "--api",
         api,
         "--no-mdns",
+        // Snapshots every few hundred events, so kills also land while one is written and
+        // restarts load snapshot + log tail.
+        "--snapshot-every",
+        "300",
     ];
     let start = |i: usize| node(None, &args, &dir.path().join(format!("node-{i}.log")));
 

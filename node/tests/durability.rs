@@ -192,3 +192,95 @@ async fn corruption_in_the_middle_needs_repair() {
     assert_eq!(digest, reference_digest(&f, len - 1));
     node.stop().await;
 }
+
+#[tokio::test]
+async fn snapshot_plus_log_tail_rebuilds_the_state_and_bad_snapshots_are_ignored() {
+    let f = fixture(500);
+    let dir = tempfile::tempdir().unwrap();
+    let fault = FaultBackend::new();
+    let node = Node::start(config(&fault, &dir, false)).await.unwrap();
+    let c = node.client();
+    c.create_chain(f.genesis.clone()).await.unwrap();
+    c.submit(f.chain, f.events[..300].to_vec()).await.unwrap();
+    assert_eq!(c.checkpoint().await.unwrap(), 1);
+    // More events after the snapshot: they come from the log's tail.
+    c.submit(f.chain, f.events[300..400].to_vec())
+        .await
+        .unwrap();
+    node.stop().await;
+
+    let node = Node::start(config(&fault, &dir, false)).await.unwrap();
+    let client = node.client();
+    let m = client.metrics();
+    assert_eq!(m.snapshots_restored.load(Ordering::Relaxed), 1);
+    assert_eq!(m.snapshots_ignored.load(Ordering::Relaxed), 0);
+    let (len, digest) = held(&node, f.chain).await.unwrap();
+    assert_eq!(len, 401);
+    assert_eq!(digest, reference_digest(&f, 400));
+    // It keeps taking writes after a snapshot restore.
+    let v = node
+        .client()
+        .submit(f.chain, f.events[400..].to_vec())
+        .await
+        .unwrap();
+    assert!(v.iter().all(|v| *v == Verdict::Valid));
+    node.stop().await;
+
+    // A damaged snapshot is ignored and the log replayed, with the same result.
+    let snap = dir
+        .path()
+        .join("snapshots")
+        .join(format!("{}.snap", f.chain));
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&snap, &bytes).unwrap();
+    let node = Node::start(config(&fault, &dir, false)).await.unwrap();
+    let client = node.client();
+    let m = client.metrics();
+    assert_eq!(m.snapshots_restored.load(Ordering::Relaxed), 0);
+    assert_eq!(m.snapshots_ignored.load(Ordering::Relaxed), 1);
+    let (len, digest) = held(&node, f.chain).await.unwrap();
+    assert_eq!(len, 501);
+    assert_eq!(digest, reference_digest(&f, 500));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_that_does_not_match_the_log_is_ignored() {
+    // A snapshot of a *different* history of the same chain (a backup of another data dir,
+    // say): its checksum is fine, but its events are not the log's first frames.
+    let f = fixture(300);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (fa, fb) = (FaultBackend::new(), FaultBackend::new());
+    let a = Node::start(config(&fa, &dir_a, false)).await.unwrap();
+    a.client().create_chain(f.genesis.clone()).await.unwrap();
+    a.client()
+        .submit(f.chain, f.events[..200].to_vec())
+        .await
+        .unwrap();
+    a.client().checkpoint().await.unwrap();
+    a.stop().await;
+    let b = Node::start(config(&fb, &dir_b, false)).await.unwrap();
+    b.client().create_chain(f.genesis.clone()).await.unwrap();
+    b.client()
+        .submit(f.chain, f.events[..100].to_vec())
+        .await
+        .unwrap();
+    b.stop().await;
+    let name = format!("{}.snap", f.chain);
+    std::fs::create_dir_all(dir_b.path().join("snapshots")).unwrap();
+    std::fs::copy(
+        dir_a.path().join("snapshots").join(&name),
+        dir_b.path().join("snapshots").join(&name),
+    )
+    .unwrap();
+    let b = Node::start(config(&fb, &dir_b, false)).await.unwrap();
+    let client = b.client();
+    let m = client.metrics();
+    assert_eq!(m.snapshots_ignored.load(Ordering::Relaxed), 1);
+    let (len, digest) = held(&b, f.chain).await.unwrap();
+    assert_eq!(len, 101, "the log decides, not a snapshot of more events");
+    assert_eq!(digest, reference_digest(&f, 100));
+    b.stop().await;
+}
