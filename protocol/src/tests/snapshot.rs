@@ -227,3 +227,11 @@ fn corrupt_content_behind_a_valid_checksum_never_panics() {
         assert!(Replica::restore_unchecked(&g, chain, &content[..len], Config::default()).is_err());
     }
 }
+
+#[test]
+fn a_replica_with_only_its_genesis_round_trips() {
+    let (g, r) = chain();
+    let snap = r.snapshot();
+    assert_eq!(SnapshotInfo::read(&snap).unwrap().events, 1);
+    assert_same(&r, &restore(&g, &snap).unwrap());
+}
