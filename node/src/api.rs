@@ -89,6 +89,7 @@ pub fn router(client: Client) -> Router {
         .route("/v1/chains/{chain}/list-latest", get(list_latest))
         .route("/v1/chains/{chain}/changes", get(changes))
         .route("/v1/chains/{chain}/backup", get(backup))
+        .route("/v1/chains/{chain}/compact", post(compact))
         .route("/metrics", get(metrics))
         .with_state(client)
 }
@@ -396,6 +397,15 @@ async fn changes(
             .data(data.to_string())))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Drops the bodies of superseded versions and rewrites the log without them.
+async fn compact(
+    State(c): State<Client>,
+    Path(chain): Path<String>,
+) -> ApiResult<crate::node::CompactReport> {
+    let chain = parse_chain(&chain)?;
+    Ok(Json(c.compact(chain).await?))
 }
 
 /// Streams a consistent backup of the chain's redo log (the `ate backup` file format),

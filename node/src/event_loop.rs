@@ -76,6 +76,12 @@ enum Action {
     ),
     /// Write a snapshot file (only once every event it covers is durable in the log).
     Snapshot(Box<SnapshotJob>),
+    /// Answer a compaction once the rewritten log is durable.
+    Compacted(
+        ChainId,
+        oneshot::Sender<Result<crate::node::CompactReport, NodeError>>,
+        crate::node::CompactReport,
+    ),
 }
 
 struct SnapshotJob {
@@ -334,6 +340,7 @@ impl EventLoop {
             Command::Dial { addrs } => self.dial(addrs),
             Command::Backup { chain, reply } => self.backup(chain, reply),
             Command::Checkpoint { reply } => self.checkpoint(reply),
+            Command::Compact { chain, reply } => self.compact(chain, reply),
         }
     }
 
@@ -820,6 +827,12 @@ impl EventLoop {
                     let _ = reply.send(result);
                 }
                 Action::Snapshot(job) => self.write_snapshot(*job),
+                Action::Compacted(chain, reply, mut report) => {
+                    if let Some(j) = &self.journal {
+                        report.log_bytes_after = j.log_bytes(&chain);
+                    }
+                    let _ = reply.send(Ok(report));
+                }
             }
             return;
         };
@@ -830,6 +843,10 @@ impl EventLoop {
             }
             Action::Reply(reply, _) => {
                 let _ = reply.send(Err(NodeError::NotDurable(e)));
+            }
+            Action::Compacted(chain, reply, _) => {
+                self.mark_broken(chain, &e);
+                let _ = reply.send(Err(NodeError::Storage(chain, e)));
             }
             Action::Snapshot(job) => {
                 job.busy.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -896,6 +913,49 @@ impl EventLoop {
                 let _ = reply.send(r.map_err(|e| NodeError::Storage(job.chain, e.to_string())));
             }
         });
+    }
+
+    /// Compacts a chain in memory, then rewrites its log (and snapshots it: the old snapshot
+    /// numbers the old log's frames).
+    fn compact(
+        &mut self,
+        chain: ChainId,
+        reply: oneshot::Sender<Result<crate::node::CompactReport, NodeError>>,
+    ) {
+        if let Some(e) = self.broken.get(&chain) {
+            let _ = reply.send(Err(NodeError::Storage(chain, e.clone())));
+            return;
+        }
+        let Some(c) = self.chains.get_mut(&chain) else {
+            let _ = reply.send(Err(NodeError::UnknownChain(chain)));
+            return;
+        };
+        let done = c.replica.compact();
+        let mut report = crate::node::CompactReport {
+            pruned: done.pruned.len(),
+            compacted_total: c.replica.compacted_len(),
+            bytes_freed: done.bytes_freed,
+            log_bytes_before: 0,
+            log_bytes_after: 0,
+        };
+        let genesis = c.replica.event(&EventId(chain.0)).map(|g| g.encode());
+        let payloads: Option<Vec<Vec<u8>>> = match (&self.journal, genesis) {
+            (Some(_), Some(g)) if report.pruned > 0 => Some(
+                std::iter::once(g)
+                    .chain(c.replica.envelopes_in_order())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        if let Some(j) = self.journal.as_mut() {
+            report.log_bytes_before = j.log_bytes(&chain);
+            report.log_bytes_after = report.log_bytes_before;
+            if let Some(p) = payloads {
+                self.last_ticket = j.rewrite(chain, p);
+                self.take_snapshot(chain, None);
+            }
+        }
+        self.after_durable(Action::Compacted(chain, reply, report));
     }
 
     /// Snapshots every chain; answers once all are written.

@@ -61,6 +61,12 @@ enum Req {
         chain: ChainId,
         payloads: Vec<Vec<u8>>,
     },
+    /// Replace a chain's log with these envelopes (a compacted copy of the same events).
+    Rewrite {
+        ticket: u64,
+        chain: ChainId,
+        payloads: Vec<Vec<u8>>,
+    },
     /// Take a consistent backup point of a chain's log (after every earlier append).
     Backup {
         chain: ChainId,
@@ -268,6 +274,32 @@ impl Journal {
         ticket
     }
 
+    /// Queues a rewrite of a chain's log (compaction); the ticket completes once the new copy
+    /// is durable and the old segments are gone.
+    pub(crate) fn rewrite(&mut self, chain: ChainId, payloads: Vec<Vec<u8>>) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Req::Rewrite {
+                ticket,
+                chain,
+                payloads,
+            });
+        }
+        ticket
+    }
+
+    /// Bytes of a chain's log segments on disk.
+    pub(crate) fn log_bytes(&self, chain: &ChainId) -> u64 {
+        let dir = chain.to_string();
+        self.backend
+            .list(&dir)
+            .unwrap_or_default()
+            .iter()
+            .map(|n| self.backend.file_len(&dir, n).unwrap_or(0))
+            .sum()
+    }
+
     /// Asks the writer thread for a backup point of `chain`; the answer goes to `reply`.
     pub(crate) fn backup(
         &self,
@@ -320,6 +352,22 @@ fn writer(rx: std_mpsc::Receiver<Req>, done: mpsc::UnboundedSender<Done>, fsync:
             match req {
                 Req::Adopt(chain, log) => {
                     logs.insert(chain, log);
+                }
+                Req::Rewrite {
+                    ticket,
+                    chain,
+                    payloads,
+                } => {
+                    let result = match logs.get_mut(&chain) {
+                        Some(log) => {
+                            let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+                            log.rewrite(&refs)
+                                .map(|_| ())
+                                .map_err(|e| format!("rewriting the log failed: {e}"))
+                        }
+                        None => Err("the chain has no open log".into()),
+                    };
+                    tickets.push((ticket, chain, result));
                 }
                 Req::Backup { chain, reply } => {
                     let r = match logs.get(&chain) {
@@ -385,7 +433,10 @@ fn writer(rx: std_mpsc::Receiver<Req>, done: mpsc::UnboundedSender<Done>, fsync:
 pub(crate) fn write_snapshot(path: &Path, dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("snap.tmp");
+    // A unique temporary name: two snapshots of one chain may be written at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("snap.{}.{n}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

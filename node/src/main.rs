@@ -56,6 +56,10 @@ enum Command {
     /// Copies a chain's redo log from a running node into one self-checking file.
     #[command(after_help = "Example:\n  ate backup chainabc… notes.atebak --api 127.0.0.1:4180")]
     Backup(tools::BackupArgs),
+    /// Drops the bodies of superseded versions from a chain on a running node and rewrites its
+    /// redo log without them; headers and signatures stay, so the chain still verifies.
+    #[command(after_help = "Example:\n  ate compact chainabc… --api 127.0.0.1:4180")]
+    Compact(tools::CompactArgs),
     /// Restores a backup file into a data directory (verified in full before writing).
     #[command(after_help = "Example:\n  ate restore notes.atebak --data /var/lib/ate-restored")]
     Restore(tools::RestoreArgs),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Log(l) => tools::log(l),
         Command::Backup(b) => tools::backup(b),
         Command::Restore(r) => tools::restore(r),
+        Command::Compact(c) => tools::compact(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

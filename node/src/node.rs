@@ -148,6 +148,21 @@ pub struct ChainStatus {
     pub peers: usize,
 }
 
+/// What a compaction did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactReport {
+    /// Versions whose bodies were dropped by this compaction.
+    pub pruned: usize,
+    /// Events without bodies now (from this and earlier compactions, or received so).
+    pub compacted_total: usize,
+    /// Body bytes freed in memory.
+    pub bytes_freed: u64,
+    /// The log's size on disk before and after (0 without a data directory).
+    pub log_bytes_before: u64,
+    /// See `log_bytes_before`.
+    pub log_bytes_after: u64,
+}
+
 /// What the status endpoint reports for the node.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeStatus {
@@ -198,6 +213,10 @@ pub(crate) enum Command {
     Checkpoint {
         reply: oneshot::Sender<Result<usize, NodeError>>,
     },
+    Compact {
+        chain: ChainId,
+        reply: oneshot::Sender<Result<CompactReport, NodeError>>,
+    },
     Backup {
         chain: ChainId,
         reply: oneshot::Sender<Result<crate::journal::BackupSource, NodeError>>,
@@ -239,6 +258,12 @@ impl Client {
     /// Follows a chain by id: peers that have it send its genesis and events.
     pub async fn follow(&self, chain: ChainId) -> Result<(), NodeError> {
         self.ask(|reply| Command::Follow { chain, reply }).await
+    }
+
+    /// Drops the bodies of superseded versions and rewrites the chain's redo log without them
+    /// (headers and signatures stay, so the chain still verifies and peers still sync).
+    pub async fn compact(&self, chain: ChainId) -> Result<CompactReport, NodeError> {
+        self.ask(|reply| Command::Compact { chain, reply }).await?
     }
 
     /// Writes a snapshot of every chain (covering only durable events) so the next start

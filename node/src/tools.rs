@@ -57,6 +57,18 @@ pub(crate) struct BackupArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct CompactArgs {
+    /// The chain to compact.
+    chain: ChainId,
+    /// The node's HTTP API.
+    #[arg(long, default_value = "127.0.0.1:4180")]
+    api: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RestoreArgs {
     /// A file written by `ate backup`.
     file: PathBuf,
@@ -351,6 +363,55 @@ pub(crate) fn backup(a: BackupArgs) -> anyhow::Result<()> {
         a.chain,
         a.file.display()
     );
+    Ok(())
+}
+
+pub(crate) fn compact(a: CompactArgs) -> anyhow::Result<()> {
+    let base = if a.api.starts_with("http") {
+        a.api.clone()
+    } else {
+        format!("http://{}", a.api)
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let progress = if std::io::stderr().is_terminal() {
+        let p = ProgressBar::new_spinner().with_message("compacting");
+        p.enable_steady_tick(Duration::from_millis(120));
+        p
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut resp = agent
+        .post(format!("{base}/v1/chains/{}/compact", a.chain))
+        .send_empty()
+        .with_context(|| {
+            format!("cannot reach the node at {base} (is `ate node run` running? see --api)")
+        })?;
+    progress.finish_and_clear();
+    let body: serde_json::Value = resp
+        .body_mut()
+        .read_json()
+        .context("the node's answer is not JSON")?;
+    if !resp.status().is_success() {
+        let msg = body["error"].as_str().unwrap_or("request failed");
+        bail!("{msg} (HTTP {})", resp.status().as_u16());
+    }
+    if a.json {
+        println!("{body}");
+    } else {
+        println!(
+            "compacted {}: {} bodies dropped ({} bytes), {} events without bodies in all; log {} → {} bytes",
+            a.chain,
+            body["pruned"],
+            body["bytes_freed"],
+            body["compacted_total"],
+            body["log_bytes_before"],
+            body["log_bytes_after"]
+        );
+    }
     Ok(())
 }
 

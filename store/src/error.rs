@@ -216,6 +216,15 @@ pub enum AppendError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A rewrite stored the new copy durably but could not remove an old segment; the log
+    /// holds both copies (every event twice), which replays to the same state.
+    #[error("cannot remove old segment {segment} after a rewrite: {source}")]
+    Remove {
+        /// The old segment's file name.
+        segment: String,
+        /// The underlying error.
+        source: io::Error,
+    },
 }
 
 /// Errors from [`crate::Log::sync`].

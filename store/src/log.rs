@@ -202,6 +202,42 @@ impl Log {
         })
     }
 
+    /// Replaces the whole log with `payloads` (for compaction: the same events, some without
+    /// their bodies), crash-safely. The new frames go durably into fresh segments after the
+    /// current ones; only then are the old segments removed, oldest first. A crash before
+    /// the removals finish leaves old and new frames together — every event at least once, so
+    /// a replay still rebuilds the state — and never less than one complete copy. Afterwards
+    /// the log's frames are `payloads`, numbered from 0. Returns the old segments removed.
+    pub fn rewrite(&mut self, payloads: &[&[u8]]) -> Result<u32, AppendError> {
+        if payloads.is_empty() {
+            return Err(AppendError::EmptyPayload { index: 0 });
+        }
+        self.sync_active()
+            .map_err(|(segment, source)| AppendError::Sync { segment, source })?;
+        let (old_first, old_last) = (self.first_segment, self.active_index);
+        self.rotate()?;
+        let before = self.frames;
+        let policy = self.options.sync;
+        // The new copy must be durable before anything old goes, whatever the policy.
+        self.options.sync = SyncPolicy::Always;
+        let appended = self.append(0, payloads);
+        self.options.sync = policy;
+        let _durable = appended?;
+        self.first_segment = old_last + 1;
+        self.frames -= before;
+        self.durable_frames = self.frames;
+        for index in old_first..=old_last {
+            let name = segment_name(index);
+            self.backend
+                .remove(&self.dir, &name)
+                .map_err(|source| AppendError::Remove {
+                    segment: name,
+                    source,
+                })?;
+        }
+        Ok(old_last - old_first + 1)
+    }
+
     /// Makes every appended frame durable; returns [`Log::durable_frames`]. After an error the
     /// unsynced frames are not durable, must not be acknowledged, and the log is poisoned.
     pub fn sync(&mut self) -> Result<u64, SyncError> {

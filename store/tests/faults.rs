@@ -405,3 +405,41 @@ fn a_crash_while_creating_a_segment_leaves_a_partial_file_that_is_removed() {
     let _ = log.append(0, &[b"x"]).unwrap();
     assert_eq!(backend.list(&dir).unwrap(), vec!["00000000.log".to_owned()]);
 }
+
+#[test]
+fn rewrite_replaces_the_content_durably_and_removes_old_segments() {
+    let (f, backend) = fault();
+    let options = opts(SyncPolicy::Always);
+    let (mut log, _, _) = open(&backend, chain(3), &options).unwrap();
+    append_range(&mut log, 0..200, 7);
+    let before = backend.list(&chain(3).to_string()).unwrap();
+    assert!(before.len() > 5);
+    // The "compacted" copy: every other payload, shortened.
+    let shorter: Vec<Vec<u8>> = (0..200u64)
+        .step_by(2)
+        .map(|i| payload(i).iter().take(8).copied().chain([0xc0]).collect())
+        .collect();
+    let refs: Vec<&[u8]> = shorter.iter().map(Vec::as_slice).collect();
+    let removed = log.rewrite(&refs).unwrap();
+    assert_eq!(removed as usize, before.len());
+    assert_eq!(log.frames(), 100);
+    assert_eq!(log.durable_frames(), 100);
+    // Appends continue after the new copy.
+    let extra = payload(999);
+    let _ = log.append(0, &[&extra]).unwrap();
+    drop(log);
+    // Even a power cut right now keeps exactly the new copy and the append.
+    f.crash();
+    let (_, rec, seen) = open(&backend, chain(3), &options).unwrap();
+    let mut want = shorter.clone();
+    want.push(extra);
+    assert_eq!(seen, want);
+    assert_eq!(rec.frames, 101);
+    let after = backend.list(&chain(3).to_string()).unwrap();
+    assert!(
+        after
+            .iter()
+            .all(|n| !before[..before.len() - 1].contains(n)),
+        "old segments are gone: {after:?}"
+    );
+}
