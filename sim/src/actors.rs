@@ -250,7 +250,11 @@ impl World {
             let (k, v) = self.value(seq);
             let t = self.now / 1000;
             let w = Writer::new(sk);
+            let before = self.msgs.len();
             self.local(n, Class::Valid, |r| w.put_json(r, &k, &v, t));
+            if let Some(m) = self.msgs.get_mut(before) {
+                m.put = true;
+            }
             return;
         }
     }

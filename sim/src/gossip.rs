@@ -47,7 +47,14 @@ impl World {
             let node = &mut self.nodes[to as usize];
             node.batch.push((i, from));
             if node.batch.len() == 1 {
-                let (at, epoch) = (self.now + (linger * 1000.0) as u64, node.epoch);
+                let mut at = self.now + (linger * 1000.0) as u64;
+                let tick = (self.sc.node.timer_tick_ms * 1000.0) as u64;
+                if tick > 0 {
+                    // Each node's timer wheel started at its own phase.
+                    let phase = (u64::from(to) * 7919) % tick;
+                    at = (at + tick - phase).div_ceil(tick) * tick + phase - tick;
+                }
+                let epoch = node.epoch;
                 self.schedule(at, Ev::Flush { node: to, epoch });
             }
             return;
@@ -228,11 +235,18 @@ impl World {
             ));
         }
         if !self.recorded[i as usize].set(n) {
-            if self.actors.last_local == Some(i) {
-                self.counters.origin_accepts += 1;
-            }
             let lat = self.now.saturating_sub(msg.created);
-            self.latencies.push(lat.min(u64::from(u32::MAX)) as u32);
+            let lat32 = lat.min(u64::from(u32::MAX)) as u32;
+            self.latencies.push(lat32);
+            if self.actors.last_local != Some(i) {
+                if msg.put {
+                    self.put_latencies.push(lat32);
+                }
+                let first = &mut self.first_accept[i as usize];
+                if *first == 0 {
+                    *first = self.now;
+                }
+            }
             let last = &mut self.last_accept[i as usize];
             *last = (*last).max(self.now);
         }

@@ -54,6 +54,37 @@ impl Dist {
     }
 }
 
+/// How fast the workload's puts spread (a writer's own acceptance left out).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PutFigures {
+    /// Put → accepted by another node, over all (put, other node) pairs, ms.
+    pub delivery_ms: Dist,
+    /// Per put: until the first other node accepted it, ms.
+    pub first_ms: Dist,
+    /// Per put: until the last node that has it accepted it, ms.
+    pub convergence_ms: Dist,
+}
+
+impl PutFigures {
+    fn of(w: &World) -> PutFigures {
+        let per_put = |times: &[u64]| {
+            let v = (w.msgs.iter().zip(times))
+                .filter(|(m, t)| m.put && **t > 0)
+                .map(|(m, &t)| t - m.created)
+                .collect();
+            Dist::of(v, 1e-3)
+        };
+        PutFigures {
+            delivery_ms: Dist::of(
+                w.put_latencies.iter().map(|&x| u64::from(x)).collect(),
+                1e-3,
+            ),
+            first_ms: per_put(&w.first_accept),
+            convergence_ms: per_put(&w.last_accept),
+        }
+    }
+}
+
 /// Traffic per node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PerNode {
@@ -92,9 +123,9 @@ pub struct Report {
     pub live_nodes: usize,
     /// Node-event pairs: time from creation to acceptance by that node, ms.
     pub delivery_latency_ms: Dist,
-    /// Like `delivery_latency_ms` without the writers' own acceptances (each 0 ms): write on
-    /// one node → visible on another, the figure `ate-calibrate` measures on real nodes.
-    pub remote_delivery_latency_ms: Dist,
+    /// The workload's puts alone (no grants, attacks or revocations), as `ate-calibrate`
+    /// measures them on real nodes.
+    pub puts: PutFigures,
     /// Per event: time from creation to its acceptance by the last node that has it, ms.
     pub event_convergence_ms: Dist,
     /// Traffic per node.
@@ -129,10 +160,6 @@ impl Report {
     pub(crate) fn build(w: &World, conv: Option<u64>, ref_len: usize, passed: bool) -> Report {
         let mut lat: Vec<u64> = w.latencies.iter().map(|&x| u64::from(x)).collect();
         lat.sort_unstable();
-        // The writers' own acceptances are the zeros at the front (a multiset: which zeros
-        // go does not matter).
-        let own = (w.counters.origin_accepts as usize).min(lat.len());
-        let remote = Dist::of_sorted(&lat[own..], 1e-3);
         let ev_conv: Vec<u64> = w
             .msgs
             .iter()
@@ -170,7 +197,7 @@ impl Report {
             simulated_ms: round3(w.now as f64 / 1000.0),
             live_nodes: live.len(),
             delivery_latency_ms: Dist::of_sorted(&lat, 1e-3),
-            remote_delivery_latency_ms: remote,
+            puts: PutFigures::of(w),
             event_convergence_ms: Dist::of(ev_conv, 1e-3),
             per_node: PerNode {
                 messages_sent: tr(|t| t.sent_msgs),

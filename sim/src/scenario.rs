@@ -139,11 +139,17 @@ pub struct NodeModel {
     /// A gossip message that starts a validation batch waits this long before the replica
     /// sees the batch (the node's `GOSSIP_LINGER`), ms.
     pub linger_ms: f64,
+    /// The node's timer wheel rounds a linger deadline up to its next tick (tokio's: 1 ms),
+    /// so the real wait is `linger_ms` plus up to one tick; 0: exact.
+    pub timer_tick_ms: f64,
     /// CPU per message received (gossip, duplicates included, IHAVE, IWANT, sync), µs. A node
     /// handles one thing at a time, so messages queue behind each other.
     pub cpu_per_msg_us: f64,
     /// CPU per gossip event the replica validates (decode, signature, rules, forwarding), µs.
     pub cpu_per_event_us: f64,
+    /// CPU costs vary: each is drawn from an exponential distribution with the configured
+    /// mean (cache misses, scheduling, other work on the host), instead of being exact.
+    pub cpu_exponential: bool,
     /// Every node runs on one host with this many cores, shared first come first served
     /// (processes on one machine, as in the loopback calibration); 0: a CPU per node.
     pub host_cores: usize,
@@ -387,8 +393,12 @@ impl Scenario {
                 "gossip degrees must satisfy 1 <= d_low <= d <= d_high, heartbeat_ms > 0".into(),
             ),
             (
-                m.linger_ms >= 0.0 && m.cpu_per_msg_us >= 0.0 && m.cpu_per_event_us >= 0.0,
-                "`node.linger_ms`, `cpu_per_msg_us` and `cpu_per_event_us` must not be negative"
+                m.linger_ms >= 0.0
+                    && m.timer_tick_ms >= 0.0
+                    && m.cpu_per_msg_us >= 0.0
+                    && m.cpu_per_event_us >= 0.0,
+                "`node.linger_ms`, `timer_tick_ms`, `cpu_per_msg_us` and `cpu_per_event_us` \
+                 must not be negative"
                     .into(),
             ),
             (

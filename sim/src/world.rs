@@ -46,6 +46,8 @@ pub(crate) struct Msg {
     /// The gossip message id (DESIGN §5: the event id), as the index of the first message
     /// registered with this event id; the seen cache and IHAVE work on it.
     pub(crate) gid: u32,
+    /// An honest workload put (what the put figures of the report are about).
+    pub(crate) put: bool,
 }
 
 /// What travels on a link.
@@ -208,8 +210,6 @@ pub(crate) struct Counters {
     pub(crate) local_rejected: u64,
     pub(crate) invalid_accepted: u64,
     pub(crate) control_bytes: u64,
-    /// Latency records of writers accepting their own events (always 0 µs).
-    pub(crate) origin_accepts: u64,
 }
 
 /// The simulation.
@@ -244,6 +244,11 @@ pub(crate) struct World {
     pub(crate) latencies: Vec<u32>,
     /// Per event: the latest acceptance by any node.
     pub(crate) last_accept: Vec<Micros>,
+    /// Per event: the first acceptance by a node other than its writer (0: none yet).
+    pub(crate) first_accept: Vec<Micros>,
+    /// Workload puts only, writers' own acceptances left out: write → visible on another
+    /// node, µs (what `ate-calibrate` measures on real nodes).
+    pub(crate) put_latencies: Vec<u32>,
     pub(crate) violations: Vec<String>,
     /// (time, mean bytes sent per node, max bytes sent by one node).
     pub(crate) samples: Vec<(Micros, f64, u64)>,
@@ -389,8 +394,14 @@ impl World {
 
     /// Node `n` spends `cost_us` of CPU, after what it is already doing and, on a shared host,
     /// on the first core free; returns when it is done. First come, first served.
-    pub(crate) fn cpu(&mut self, n: u32, cost_us: u64) -> Micros {
+    pub(crate) fn cpu(&mut self, n: u32, mean_us: u64) -> Micros {
         let node = &mut self.nodes[n as usize];
+        let cost_us = if self.sc.node.cpu_exponential {
+            // Exponential with that mean (inverse transform; 1 - u is in (0, 1]).
+            (-(mean_us as f64) * (1.0 - node.rng.unit()).ln()).round() as u64
+        } else {
+            mean_us
+        };
         let mut start = self.now.max(node.cpu_free);
         let core = (0..self.cores.len()).min_by_key(|&k| (self.cores[k], k));
         if let Some(k) = core {
@@ -436,6 +447,7 @@ impl World {
             created: self.now,
             class,
             gid: i,
+            put: false,
         });
         self.by_id.insert(id, i);
         self.note_msg();
@@ -445,6 +457,7 @@ impl World {
     /// Per-message tables grow with the message table.
     fn note_msg(&mut self) {
         self.last_accept.push(0);
+        self.first_accept.push(0);
         self.seen.push(Bits::with_len(self.nodes.len()));
         self.recorded.push(Bits::with_len(self.nodes.len()));
     }
@@ -460,6 +473,7 @@ impl World {
             created: self.now,
             class: Class::Shadow,
             gid,
+            put: false,
         });
         self.note_msg();
         i
@@ -514,6 +528,8 @@ impl World {
             counters: Counters::default(),
             latencies: Vec::new(),
             last_accept: Vec::new(),
+            first_accept: Vec::new(),
+            put_latencies: Vec::new(),
             violations: Vec::new(),
             samples: Vec::new(),
             loss: 0.0,

@@ -11,6 +11,7 @@
 //! other (a full mesh of connections, as on a LAN where everyone resolves the same name).
 
 mod cluster;
+mod fit;
 mod http;
 mod workload;
 
@@ -33,15 +34,19 @@ use serde::Serialize;
     about = "Run a scenario's workload on real `ate` processes on loopback and compare with the simulator.",
     after_help = "Example:\n  cargo build --release -p ate-node -p ate-sim\n  target/release/ate-calibrate scenarios/lan-20.toml --ate target/release/ate --runs 3\n\nNeeds dnsmasq (apt-get install dnsmasq-base). Uses 127.0.0.49 (DNS) and 127.0.0.50+ (nodes),\nports 4600 (p2p), 4653 (DNS) and 4680 (API) by default. Every process it starts is killed\nwhen it exits. Exit codes: 0 sim within --tolerance of real, 1 outside it, 2 error."
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// The scenario whose workload (nodes, writers, events, rate, keys, value size) is played.
     scenario: PathBuf,
     /// The `ate` binary.
     #[arg(long, default_value = "target/release/ate")]
     ate: PathBuf,
-    /// Fresh clusters to measure; the report quotes the median of each figure.
-    #[arg(long, default_value_t = 1)]
+    /// Fresh clusters to measure per size; the report quotes the median of each figure.
+    #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Size of the second, smaller cluster whose CPU per put, with the full one's, gives the
+    /// two `[node]` costs (default: half the scenario's nodes).
+    #[arg(long)]
+    small: Option<usize>,
     /// First node address (node i gets this + i; DNS listens on this - 1).
     #[arg(long, default_value = "127.0.0.50")]
     base_ip: std::net::Ipv4Addr,
@@ -62,25 +67,27 @@ struct Cli {
     seed: Option<u64>,
     /// Largest accepted relative difference between sim and real p50/p99.
     #[arg(long, default_value_t = 0.2)]
-    tolerance: f64,
+    pub(crate) tolerance: f64,
     /// Output directory (logs, real.json, compare.json).
     #[arg(long, default_value = "sim-out/calibrate")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 /// One real run's figures.
 #[derive(Debug, Clone, Serialize)]
-struct RealRun {
+pub(crate) struct RealRun {
     /// Write → visible on another node, over all (write, other node) pairs, ms.
-    delivery_ms: Dist,
+    pub(crate) delivery_ms: Dist,
     /// Write → visible on the last other node, per write, ms.
-    event_convergence_ms: Dist,
+    pub(crate) event_convergence_ms: Dist,
+    /// Write → visible on the first other node, per write, ms.
+    pub(crate) first_ms: Dist,
     /// (write, node) pairs never seen before the deadline.
     missing: usize,
     /// /proc/loadavg before the run (the machine is shared; timings depend on it).
     loadavg: String,
     /// CPU the node processes used while the puts went out, per put (all nodes together), ms.
-    nodes_cpu_ms_per_put: f64,
+    pub(crate) nodes_cpu_ms_per_put: f64,
     /// CPU the node processes used per second while idle (before the puts), ms.
     nodes_idle_cpu_ms_per_s: f64,
     /// Share of the machine's CPU time used by everything else (other work, this harness)
@@ -106,6 +113,21 @@ fn run(cli: &Cli) -> Result<bool> {
     let sc = ate_sim::Scenario::load(&cli.scenario)?;
     let seed = cli.seed.unwrap_or(sc.seed);
     std::fs::create_dir_all(&cli.out)?;
+    let small_n = cli.small.unwrap_or(sc.nodes / 2).max(3);
+    let mut small = sc.clone();
+    small.nodes = small_n;
+    small
+        .validate()
+        .map_err(|m| anyhow::anyhow!("with {small_n} nodes: {m}"))?;
+    let big_runs = measure_runs(cli, &sc, seed, "big")?;
+    let small_runs = measure_runs(cli, &small, seed, "small")?;
+    write_json(&cli.out.join("real.json"), &(&big_runs, &small_runs))?;
+    let costs = fit::derive(&sc, &small, seed, &big_runs, &small_runs);
+    fit::compare(cli, &sc, seed, &big_runs, &costs)
+}
+
+/// `cli.runs` fresh clusters of `sc.nodes` nodes.
+fn measure_runs(cli: &Cli, sc: &ate_sim::Scenario, seed: u64, tag: &str) -> Result<Vec<RealRun>> {
     let mut runs = Vec::new();
     for r in 0..cli.runs {
         let layout = cluster::Layout {
@@ -114,12 +136,14 @@ fn run(cli: &Cli) -> Result<bool> {
             p2p_port: cli.p2p_port,
             api_port: cli.api_port,
             dns_port: cli.dns_port,
-            dir: cli.out.join(format!("run{r}")),
+            dir: cli.out.join(format!("{tag}-run{r}")),
         };
-        let one = measure(cli, &sc, layout, seed + r as u64)?;
+        let one = measure(cli, sc, layout, seed + r as u64)?;
         println!(
-            "real run {r}: delivery p50 {:.3} p99 {:.3} ms; convergence p50 {:.3} p99 {:.3} ms; \
-             missing {}; nodes' CPU {:.2} ms per put ({:.0} ms/s idle); others used {:.0}% of the CPU; load {}",
+            "real, {} nodes, run {r}: delivery p50 {:.3} p99 {:.3} ms; convergence p50 {:.3} \
+             p99 {:.3} ms; missing {}; nodes' CPU {:.2} ms per put ({:.0} ms/s idle); others \
+             used {:.0}% of the CPU; load {}",
+            sc.nodes,
             one.delivery_ms.p50,
             one.delivery_ms.p99,
             one.event_convergence_ms.p50,
@@ -132,29 +156,10 @@ fn run(cli: &Cli) -> Result<bool> {
         );
         runs.push(one);
     }
-    write_json(&cli.out.join("real.json"), &runs)?;
-    compare(cli, &sc, seed, &runs)
+    Ok(runs)
 }
 
-/// The `[node]` costs this machine's measurements give: the replica's validation cost, and
-/// the rest of the nodes' CPU per put spread over the gossip messages the simulator counts
-/// per put (duplicates included).
-fn suggest(sc: &ate_sim::Scenario, runs: &[RealRun], report: &ate_sim::report::Report) {
-    let per_event_us = replica_us_per_event();
-    let cpu_put_us = median(runs.iter().map(|r| r.nodes_cpu_ms_per_put).collect()) * 1000.0;
-    let events = report.event_convergence_ms.count.max(1) as f64;
-    let msgs_per_put = report.gossip_deliveries as f64 / events;
-    let per_msg_us = (cpu_put_us - sc.nodes as f64 * per_event_us) / msgs_per_put.max(1.0);
-    println!(
-        "measured: nodes' CPU {:.0} µs per put (median), replica validation {per_event_us:.1} µs \
-         per event; the simulator counts {msgs_per_put:.1} gossip messages per put\n\
-         suggested [node]: cpu_per_event_us = {per_event_us:.0}, cpu_per_msg_us = {per_msg_us:.0} \
-         (scenario has {}, {})",
-        cpu_put_us, sc.node.cpu_per_event_us, sc.node.cpu_per_msg_us
-    );
-}
-
-fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))
 }
@@ -243,7 +248,7 @@ fn figures(puts: &[workload::Put], seen: &[Seen], loadavg: String) -> (RealRun, 
         .iter()
         .map(|s| s.iter().map(|&(t, id)| (id, t)).collect())
         .collect();
-    let (mut pairs, mut conv, mut missing) = (Vec::new(), Vec::new(), 0);
+    let (mut pairs, mut conv, mut first, mut missing) = (Vec::new(), Vec::new(), Vec::new(), 0);
     let mut per_write = Vec::with_capacity(puts.len());
     for p in puts {
         let mut row = Vec::new();
@@ -267,11 +272,13 @@ fn figures(puts: &[workload::Put], seen: &[Seen], loadavg: String) -> (RealRun, 
             }
         }
         conv.extend(last);
+        first.extend(row.iter().min());
         per_write.push(row);
     }
     let run = RealRun {
         delivery_ms: Dist::of(pairs, 1e-3),
         event_convergence_ms: Dist::of(conv, 1e-3),
+        first_ms: Dist::of(first, 1e-3),
         missing,
         loadavg,
         nodes_cpu_ms_per_put: 0.0,
@@ -282,112 +289,7 @@ fn figures(puts: &[workload::Put], seen: &[Seen], loadavg: String) -> (RealRun, 
     (run, per_write)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// Runs the simulator on the scenario and prints real vs sim; true when p50 and p99 of both
-/// figures are within the tolerance.
-fn compare(cli: &Cli, sc: &ate_sim::Scenario, seed: u64, runs: &[RealRun]) -> Result<bool> {
-    let o = ate_sim::run(sc, seed, &mut |_, _| {});
-    let r = &o.report;
-    suggest(sc, runs, r);
-    let real = |f: fn(&RealRun) -> f64| median(runs.iter().map(f).collect());
-    let rows = [
-        (
-            "delivery p50 ms",
-            real(|x| x.delivery_ms.p50),
-            r.remote_delivery_latency_ms.p50,
-        ),
-        (
-            "delivery p99 ms",
-            real(|x| x.delivery_ms.p99),
-            r.remote_delivery_latency_ms.p99,
-        ),
-        (
-            "convergence p50 ms",
-            real(|x| x.event_convergence_ms.p50),
-            r.event_convergence_ms.p50,
-        ),
-        (
-            "convergence p99 ms",
-            real(|x| x.event_convergence_ms.p99),
-            r.event_convergence_ms.p99,
-        ),
-    ];
-    println!("{:<22} {:>10} {:>10} {:>8}", "", "real", "sim", "diff");
-    let mut within = true;
-    let mut table = Vec::new();
-    for (name, a, b) in rows {
-        let diff = if a > 0.0 { (b - a) / a } else { f64::INFINITY };
-        within &= diff.abs() <= cli.tolerance;
-        println!("{name:<22} {a:>10.3} {b:>10.3} {:>+7.1}%", diff * 100.0);
-        table.push(serde_json::json!({ "figure": name, "real": a, "sim": b, "diff": diff }));
-    }
-    let doc = serde_json::json!({
-        "scenario": sc.name,
-        "seed": seed,
-        "runs": runs.len(),
-        "tolerance": cli.tolerance,
-        "within_tolerance": within,
-        "rows": table,
-        "sim_passed": o.passed,
-    });
-    write_json(&cli.out.join("compare.json"), &doc)?;
-    println!(
-        "{} (tolerance ±{:.0}%); wrote {}/{{real.json,compare.json}}",
-        if within { "WITHIN" } else { "OUTSIDE" },
-        cli.tolerance * 100.0,
-        cli.out.display()
-    );
-    Ok(within)
-}
-
-/// CPU one replica spends validating one gossiped put with real signature checks, µs: the
-/// measured part of `node.cpu_per_event_us`. Median of five passes over 400 puts.
-fn replica_us_per_event() -> f64 {
-    use ate_protocol::{Input, PeerId, Replica, Rights, SecretKey, Writer};
-    let root = SecretKey::from_seed([1; 32]);
-    let g = ate_protocol::genesis("bench", &root, &[], Default::default(), 1, 0).encode();
-    let Ok(mut author) = Replica::new(&g, Default::default()) else {
-        return 0.0;
-    };
-    let w = Writer::new(SecretKey::from_seed([2; 32]));
-    let mut events = Vec::new();
-    let grant = Writer::new(root).grant(&author, w.public(), "", Rights::Write, 0);
-    events.push(grant.encode());
-    let _ = author.handle(0, Input::local(grant));
-    for n in 0..400u64 {
-        let v = serde_json::json!({ "n": n, "pad": "x".repeat(80) });
-        let ev = w.put_json(&author, &format!("k{:05}", n % 50), &v, n);
-        events.push(ev.encode());
-        let _ = author.handle(0, Input::local(ev));
-    }
-    let mut per_event = Vec::new();
-    for _ in 0..5 {
-        let Ok(mut r) = Replica::new(&g, Default::default()) else {
-            return 0.0;
-        };
-        let from = PeerId(1);
-        let _ = r.handle(
-            0,
-            Input::Gossip {
-                from,
-                bytes: events[0].clone(),
-            },
-        );
-        let t = Instant::now();
-        for b in &events[1..] {
-            let _ = r.handle(
-                0,
-                Input::Gossip {
-                    from,
-                    bytes: b.clone(),
-                },
-            );
-        }
-        per_event.push(t.elapsed().as_secs_f64() * 1e6 / (events.len() - 1) as f64);
-    }
-    median(per_event)
 }

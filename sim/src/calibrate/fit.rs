@@ -1,0 +1,184 @@
+//! From measurements to the simulator's `[node]` costs, and the comparison.
+//!
+//! Two numbers of the model are taken from the real cluster, and nothing else is tuned:
+//!
+//! 1. **CPU per validated event** (`node.cpu_per_event_us`), from CPU accounting, not from
+//!    latencies: the node processes' CPU per put grows with the cluster by what each extra
+//!    node spends on a put, so two cluster sizes give it as a slope,
+//!    `e = (cpu(N) − cpu(n) − m·(msgs(N) − msgs(n))) / (N − n)`, with the gossip message counts
+//!    the simulator reports and the scenario's per-message cost `m`. (The writer's own work,
+//!    its HTTP calls and signing, is the same at both sizes and drops out.)
+//! 2. **The per-hop latency of the real stack** (`network.rtt_ms`): TCP over loopback, noise,
+//!    yamux, gossipsub and the tokio task hand-offs between them. It is set so that the
+//!    median time until the *first* other node sees a put matches.
+//!
+//! The figures compared afterwards (p50 and p99 of delivery and of convergence) are then
+//! predictions of the model.
+
+use anyhow::Result;
+use ate_sim::Scenario;
+
+use crate::{Cli, RealRun, median, write_json};
+
+/// The derived model numbers.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub(crate) struct Costs {
+    pub(crate) cpu_per_event_us: f64,
+    pub(crate) cpu_per_msg_us: f64,
+    pub(crate) rtt_ms: f64,
+}
+
+fn with_costs(sc: &Scenario, c: Costs) -> Scenario {
+    let mut s = sc.clone();
+    s.node.cpu_per_event_us = c.cpu_per_event_us.round();
+    s.node.cpu_per_msg_us = c.cpu_per_msg_us.round();
+    for row in &mut s.network.rtt_ms {
+        for x in row {
+            *x = (c.rtt_ms * 100.0).round() / 100.0;
+        }
+    }
+    s
+}
+
+/// Gossip messages received per put by all nodes together, in the simulator.
+fn msgs_per_put(sc: &Scenario, seed: u64) -> f64 {
+    let o = ate_sim::run(sc, seed, &mut |_, _| {});
+    o.report.gossip_deliveries as f64 / o.report.puts.convergence_ms.count.max(1) as f64
+}
+
+fn real(runs: &[RealRun], f: fn(&RealRun) -> f64) -> f64 {
+    median(runs.iter().map(f).collect())
+}
+
+/// The two numbers above, from the runs at both sizes.
+pub(crate) fn derive(
+    big: &Scenario,
+    small: &Scenario,
+    seed: u64,
+    big_runs: &[RealRun],
+    small_runs: &[RealRun],
+) -> Costs {
+    let m = big.node.cpu_per_msg_us;
+    let cpu = |r: &[RealRun]| real(r, |x| x.nodes_cpu_ms_per_put) * 1e3;
+    let (cb, cs) = (cpu(big_runs), cpu(small_runs));
+    let (gb, gs) = (msgs_per_put(big, seed), msgs_per_put(small, seed));
+    let e = ((cb - cs - m * (gb - gs)) / (big.nodes - small.nodes) as f64).max(0.0);
+    println!(
+        "CPU per put: {cb:.0} µs with {} nodes ({gb:.1} gossip messages), {cs:.0} µs with {} \
+         ({gs:.1}); at {m:.0} µs per message → cpu_per_event_us = {e:.0}",
+        big.nodes, small.nodes
+    );
+    let rtt0 = big.network.rtt_ms.first().and_then(|r| r.first()).copied();
+    let mut c = Costs {
+        cpu_per_event_us: e,
+        cpu_per_msg_us: m,
+        rtt_ms: rtt0.unwrap_or(0.0),
+    };
+    let want = real(big_runs, |x| x.first_ms.p50);
+    // Latency is monotone in the hop time: a few secant steps settle it.
+    for _ in 0..4 {
+        let o = ate_sim::run(&with_costs(big, c), seed, &mut |_, _| {});
+        let got = o.report.puts.first_ms.p50;
+        c.rtt_ms = (c.rtt_ms + 2.0 * (want - got)).max(0.0);
+    }
+    println!(
+        "first other node to see a put: median {want:.3} ms → rtt_ms = {:.2}",
+        c.rtt_ms
+    );
+    c
+}
+
+/// Runs the simulator with the derived numbers and prints real vs sim; true when p50 and p99
+/// of delivery and convergence are within the tolerance.
+pub(crate) fn compare(
+    cli: &Cli,
+    sc: &Scenario,
+    seed: u64,
+    runs: &[RealRun],
+    costs: &Costs,
+) -> Result<bool> {
+    let o = ate_sim::run(&with_costs(sc, *costs), seed, &mut |_, _| {});
+    let file = ate_sim::run(sc, seed, &mut |_, _| {});
+    let (r, f) = (&o.report.puts, &file.report.puts);
+    type Row = (&'static str, f64, f64, f64, bool);
+    let rows: [Row; 5] = [
+        (
+            "first p50 ms (set)",
+            real(runs, |x| x.first_ms.p50),
+            r.first_ms.p50,
+            f.first_ms.p50,
+            false,
+        ),
+        (
+            "delivery p50 ms",
+            real(runs, |x| x.delivery_ms.p50),
+            r.delivery_ms.p50,
+            f.delivery_ms.p50,
+            true,
+        ),
+        (
+            "delivery p99 ms",
+            real(runs, |x| x.delivery_ms.p99),
+            r.delivery_ms.p99,
+            f.delivery_ms.p99,
+            true,
+        ),
+        (
+            "convergence p50 ms",
+            real(runs, |x| x.event_convergence_ms.p50),
+            r.convergence_ms.p50,
+            f.convergence_ms.p50,
+            true,
+        ),
+        (
+            "convergence p99 ms",
+            real(runs, |x| x.event_convergence_ms.p99),
+            r.convergence_ms.p99,
+            f.convergence_ms.p99,
+            true,
+        ),
+    ];
+    println!(
+        "{:<20} {:>9} {:>9} {:>8}   {:>13}",
+        "", "real", "sim", "diff", "scenario file"
+    );
+    let mut within = true;
+    let mut table = Vec::new();
+    for (name, a, b, c, checked) in rows {
+        let diff = if a > 0.0 { (b - a) / a } else { f64::INFINITY };
+        within &= !checked || diff.abs() <= cli.tolerance;
+        println!(
+            "{name:<20} {a:>9.3} {b:>9.3} {:>+7.1}%   {c:>13.3}",
+            diff * 100.0
+        );
+        table.push(serde_json::json!({
+            "figure": name, "real": a, "sim": b, "diff": diff, "sim_scenario_file": c,
+        }));
+    }
+    let doc = serde_json::json!({
+        "scenario": sc.name,
+        "seed": seed,
+        "runs": runs.len(),
+        "derived": costs,
+        "scenario_file": {
+            "cpu_per_event_us": sc.node.cpu_per_event_us,
+            "cpu_per_msg_us": sc.node.cpu_per_msg_us,
+            "rtt_ms": sc.network.rtt_ms,
+        },
+        "tolerance": cli.tolerance,
+        "within_tolerance": within,
+        "rows": table,
+        "sim_passed": o.passed,
+    });
+    write_json(&cli.out.join("compare.json"), &doc)?;
+    println!(
+        "{} (tolerance ±{:.0}% on delivery and convergence); derived: [node] cpu_per_event_us = \
+         {:.0}, [network] rtt_ms = {:.2}; wrote {}/{{real.json,compare.json}}",
+        if within { "WITHIN" } else { "OUTSIDE" },
+        cli.tolerance * 100.0,
+        costs.cpu_per_event_us,
+        costs.rtt_ms,
+        cli.out.display()
+    );
+    Ok(within)
+}
