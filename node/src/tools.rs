@@ -227,6 +227,8 @@ fn kind(ev: &Event) -> &'static str {
         Some(Body::Put(_)) => "put",
         Some(Body::Grant(_)) => "grant",
         Some(Body::Revoke(_)) => "revoke",
+        Some(Body::ReadKeyShare(_)) => "read key share",
+        Some(Body::Rotate(_)) => "rotate",
         None => "body pruned",
     }
 }

@@ -7,14 +7,15 @@
 
 use crate::event::{
     Body, BodyKind, Event, Genesis, Grant, Header, MAX_PARENTS, Params, Put, PutValue, Revoke,
-    Rights, VERSION,
+    Rights, Rotate, VERSION,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChainId, EventId, PublicKey, SecretKey};
 use crate::replica::Replica;
 
-/// Builds and signs a chain's genesis event.
+/// Builds and signs a chain's genesis event. Its roots cannot rotate; see
+/// [`genesis_with_next`] for a chain whose roots can.
 pub fn genesis(
     name: &str,
     key: &SecretKey,
@@ -27,11 +28,46 @@ pub fn genesis(
     roots.push(key.public());
     roots.sort();
     roots.dedup();
+    sign_genesis(name, key, roots, Vec::new(), params, nonce, time_ms)
+}
+
+/// Builds and signs a genesis whose roots pre-commit to their next keys (KERI pre-rotation):
+/// `next` is [`crate::event::next_key_commitment`] of the signer's next root key, and each
+/// extra root comes with its own commitment. A root later hands its authority to the committed
+/// key with [`Writer::rotate`].
+pub fn genesis_with_next(
+    name: &str,
+    key: &SecretKey,
+    next: [u8; 32],
+    extra_roots: &[(PublicKey, [u8; 32])],
+    params: Params,
+    nonce: u64,
+    time_ms: u64,
+) -> Event {
+    let mut pairs: Vec<(PublicKey, [u8; 32])> = extra_roots.to_vec();
+    pairs.retain(|(k, _)| *k != key.public());
+    pairs.push((key.public(), next));
+    pairs.sort();
+    pairs.dedup_by_key(|p| p.0);
+    let (roots, next) = pairs.into_iter().unzip();
+    sign_genesis(name, key, roots, next, params, nonce, time_ms)
+}
+
+fn sign_genesis(
+    name: &str,
+    key: &SecretKey,
+    roots: Vec<PublicKey>,
+    next: Vec<[u8; 32]>,
+    params: Params,
+    nonce: u64,
+    time_ms: u64,
+) -> Event {
     let body = Body::Genesis(Genesis {
         name: name.to_string(),
         roots,
         params,
         nonce,
+        next,
     });
     let header = Header {
         version: VERSION,
@@ -125,7 +161,13 @@ impl Writer {
     /// Builds and signs an event from a template (which may come from a remote node's API:
     /// the writer's key never leaves the writer).
     pub fn build(&self, t: &Template, body: Body, time_ms: u64) -> Event {
-        let header = Header {
+        let header = self.header(t, body.kind(), time_ms);
+        Event::sign(Some(&t.chain), header, &body, &self.key)
+    }
+
+    /// The header [`Writer::build`] signs, before its body hash is filled in.
+    pub(crate) fn header(&self, t: &Template, body_kind: BodyKind, time_ms: u64) -> Header {
+        Header {
             version: VERSION,
             author: self.key.public(),
             seq: t.seq,
@@ -134,9 +176,27 @@ impl Writer {
             clock: t.clock,
             time_ms,
             body_hash: [0; 32],
-            body_kind: body.kind(),
-        };
-        Event::sign(Some(&t.chain), header, &body, &self.key)
+            body_kind,
+        }
+    }
+
+    /// A root rotation: this writer (a current root) hands its authority to `next_root`, whose
+    /// commitment it published earlier, and commits to the key after it.
+    pub fn rotate(
+        &self,
+        replica: &Replica,
+        next_root: PublicKey,
+        next_commitment: [u8; 32],
+        time_ms: u64,
+    ) -> Event {
+        self.event(
+            replica,
+            Body::Rotate(Rotate {
+                next_root,
+                next_commitment,
+            }),
+            time_ms,
+        )
     }
 
     /// A put continuing the key's current record (or starting one).

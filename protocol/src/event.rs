@@ -62,6 +62,10 @@ pub enum BodyKind {
     Grant,
     /// A withdrawal of rights.
     Revoke,
+    /// An epoch read key wrapped for one reader (DESIGN §6).
+    ReadKeyShare,
+    /// A root handing its authority to the key it committed to (KERI pre-rotation).
+    Rotate,
 }
 
 /// The signed part of an event (DESIGN §2, v1).
@@ -103,6 +107,76 @@ pub enum PutValue {
     Json(String),
     /// A delete: the record's latest version says "gone". Nothing is ever erased.
     Tombstone,
+    /// A JSON document sealed under a scope's epoch read key (see [`crate::seal`]).
+    Sealed(Sealed),
+}
+
+/// Bytes of an XChaCha20-Poly1305 nonce.
+pub const SEAL_NONCE_BYTES: usize = 24;
+/// Bytes of a Poly1305 tag (the ciphertext is the plaintext plus this).
+pub const SEAL_TAG_BYTES: usize = 16;
+/// Bytes of an epoch key id (see [`crate::seal::EpochKey::id`]).
+pub const KEY_ID_BYTES: usize = 16;
+/// Bytes of an ML-KEM-768 encapsulation (public) key.
+pub const KEM_PUBLIC_BYTES: usize = 1184;
+/// Bytes of an ML-KEM-768 ciphertext.
+pub const KEM_CIPHERTEXT_BYTES: usize = 1088;
+/// Bytes of a wrapped epoch key: the 32-byte key and its tag.
+pub const WRAPPED_KEY_BYTES: usize = 32 + SEAL_TAG_BYTES;
+
+/// A value sealed with XChaCha20-Poly1305 under the read key of `scope` at `epoch`. The
+/// associated data binds it to its event (chain, header without the body hash, and the rest of
+/// the put), so a sealed body moved to another event fails to open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The read scope (a key prefix of the record key).
+    pub scope: String,
+    /// The scope's epoch whose key sealed it.
+    pub epoch: u64,
+    /// Which key of that epoch (concurrent admins may start one epoch twice).
+    pub key_id: [u8; KEY_ID_BYTES],
+    /// Random nonce.
+    pub nonce: [u8; SEAL_NONCE_BYTES],
+    /// The sealed JSON text followed by the 16-byte tag.
+    pub ciphertext: Vec<u8>,
+}
+
+/// An epoch read key of `scope` wrapped for one reader (DESIGN §6): an ML-KEM-768
+/// encapsulation to the reader's public key, and the epoch key sealed under the shared secret.
+/// Written by an `Admin` of the scope. The reader's KEM public key travels with it, so an admin
+/// starting the next epoch can wrap the new key for every remaining reader.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadKeyShare {
+    /// The read scope.
+    pub scope: String,
+    /// The epoch (0, 1, ... per scope; removing a reader starts the next).
+    pub epoch: u64,
+    /// The epoch key's id.
+    pub key_id: [u8; KEY_ID_BYTES],
+    /// The reader's identity (its ed25519 public key).
+    pub reader: PublicKey,
+    /// The reader's ML-KEM-768 encapsulation key ([`KEM_PUBLIC_BYTES`]).
+    pub reader_kem: Vec<u8>,
+    /// The ML-KEM-768 ciphertext ([`KEM_CIPHERTEXT_BYTES`]).
+    pub kem_ciphertext: Vec<u8>,
+    /// The epoch key sealed under the KEM shared secret ([`WRAPPED_KEY_BYTES`]).
+    pub wrapped_key: Vec<u8>,
+}
+
+/// A root rotation (KERI pre-rotation): the author, a current root, reveals the key whose hash
+/// it committed to earlier ([`next_key_commitment`]) and commits to the one after. From then
+/// on, in any event that has this one in its causal past, the old key has no authority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotate {
+    /// The revealed next root key.
+    pub next_root: PublicKey,
+    /// `next_key_commitment` of the key after `next_root`.
+    pub next_commitment: [u8; 32],
+}
+
+/// The pre-rotation commitment to a future root key: `blake3(public key bytes)`.
+pub fn next_key_commitment(key: &PublicKey) -> [u8; 32] {
+    *blake3::hash(&key.0).as_bytes()
 }
 
 /// The first event of a chain.
@@ -116,6 +190,9 @@ pub struct Genesis {
     pub params: Params,
     /// Makes two chains with the same name and roots distinct.
     pub nonce: u64,
+    /// Pre-rotation commitments: empty (no root can rotate), or one per root in `roots` order,
+    /// [`next_key_commitment`] of the key that root will hand its authority to.
+    pub next: Vec<[u8; 32]>,
 }
 
 /// A record version (DESIGN §4).
@@ -162,6 +239,10 @@ pub enum Body {
     Grant(Grant),
     /// See [`Revoke`].
     Revoke(Revoke),
+    /// See [`ReadKeyShare`].
+    ReadKeyShare(ReadKeyShare),
+    /// See [`Rotate`].
+    Rotate(Rotate),
 }
 
 impl Body {
@@ -172,6 +253,8 @@ impl Body {
             Body::Put(_) => BodyKind::Put,
             Body::Grant(_) => BodyKind::Grant,
             Body::Revoke(_) => BodyKind::Revoke,
+            Body::ReadKeyShare(_) => BodyKind::ReadKeyShare,
+            Body::Rotate(_) => BodyKind::Rotate,
         }
     }
 
@@ -252,7 +335,7 @@ pub fn event_id(chain: Option<&ChainId>, header_bytes: &[u8]) -> EventId {
     EventId(*h.finalize().as_bytes())
 }
 
-fn encode_header(header: &Header) -> Vec<u8> {
+pub(crate) fn encode_header(header: &Header) -> Vec<u8> {
     // Invariant: see `Body::encode`.
     postcard::to_allocvec(header).unwrap_or_default()
 }
@@ -501,6 +584,11 @@ fn check_body(body: &Body, params: &Params) -> Result<(), DecodeError> {
             {
                 return Err(DecodeError::BadBody("genesis params out of range".into()));
             }
+            if !g.next.is_empty() && g.next.len() != g.roots.len() {
+                return Err(DecodeError::BadBody(
+                    "genesis needs no rotation commitment or one per root".into(),
+                ));
+            }
         }
         Body::Put(p) => {
             check_len("record key", &p.key, max_key)?;
@@ -509,14 +597,49 @@ fn check_body(body: &Body, params: &Params) -> Result<(), DecodeError> {
                     "previous must be present exactly when seq > 0".into(),
                 ));
             }
-            if let PutValue::Json(text) = &p.value
-                && let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text)
-            {
-                return Err(DecodeError::BadBody(format!("value is not JSON: {e}")));
+            match &p.value {
+                PutValue::Json(text) => {
+                    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                        return Err(DecodeError::BadBody(format!("value is not JSON: {e}")));
+                    }
+                }
+                PutValue::Sealed(s) => {
+                    if !p.key.starts_with(&s.scope) {
+                        return Err(DecodeError::BadBody(
+                            "a sealed value's scope must be a prefix of its record key".into(),
+                        ));
+                    }
+                    if s.ciphertext.len() < SEAL_TAG_BYTES {
+                        return Err(DecodeError::BadBody(
+                            "sealed value shorter than its tag".into(),
+                        ));
+                    }
+                }
+                PutValue::Tombstone => {}
             }
         }
         Body::Grant(g) => check_len("grant scope", &g.scope, max_key)?,
         Body::Revoke(r) => check_len("revoke scope", &r.scope, max_key)?,
+        Body::ReadKeyShare(s) => {
+            check_len("read scope", &s.scope, max_key)?;
+            let sizes = [
+                ("reader KEM key", s.reader_kem.len(), KEM_PUBLIC_BYTES),
+                (
+                    "KEM ciphertext",
+                    s.kem_ciphertext.len(),
+                    KEM_CIPHERTEXT_BYTES,
+                ),
+                ("wrapped key", s.wrapped_key.len(), WRAPPED_KEY_BYTES),
+            ];
+            for (what, got, want) in sizes {
+                if got != want {
+                    return Err(DecodeError::BadBody(format!(
+                        "{what} is {got} bytes, must be {want}"
+                    )));
+                }
+            }
+        }
+        Body::Rotate(_) => {}
     }
     Ok(())
 }

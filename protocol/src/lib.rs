@@ -13,6 +13,7 @@
 //! * [`replica`]: the sans-IO state machine (§1), with its pending buffer and sync messages,
 //!   snapshots and compaction (§7).
 //! * [`builder`]: how a writer makes its next valid event.
+//! * [`seal`]: sealed values, reader keys and read key shares (DESIGN §6).
 //!
 //! ## Error policy
 //! Bad bytes or values from the network, the disk or a user are a `Result` with a typed error
@@ -31,15 +32,18 @@ mod queries;
 pub mod query;
 pub mod reconcile;
 pub mod replica;
+pub mod seal;
 mod trust;
 pub mod verify;
 mod view;
 pub mod workload;
 
-pub use builder::{Template, Writer, genesis};
-pub use event::{Body, BodyKind, DecodeError, Event, Header, Params, PutValue, Rights};
+pub use builder::{Template, Writer, genesis, genesis_with_next};
+pub use event::{
+    Body, BodyKind, DecodeError, Event, Header, Params, PutValue, Rights, next_key_commitment,
+};
 pub use ids::{ChainId, EventId, IdParseError, PeerId, PublicKey, SecretKey, Signature};
-pub use queries::{Version, ViewRef};
+pub use queries::{SealInfo, Version, ViewRef};
 pub use query::{Condition, Order, QueryError};
 pub use replica::{
     ChangeKind, Compaction, Config, Equivocation, Input, Millis, Output, Reason, Replica,

@@ -12,6 +12,7 @@ use crate::event::{Body, BodyKind, PutValue};
 use crate::ids::{EventId, PublicKey};
 use crate::query::{self, Condition, Order, Row};
 use crate::replica::Replica;
+use crate::seal::Keyring;
 
 /// One record version as queries return it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,8 +31,12 @@ pub struct Version {
     pub clock: u64,
     /// The author's advisory wall clock.
     pub time_ms: u64,
-    /// The JSON value; `None` for a tombstone.
+    /// The JSON value; `None` for a tombstone, and for a sealed value this view cannot open.
     pub value: Option<Value>,
+    /// Set when the value is sealed (DESIGN §6): its scope and epoch, and whether this view
+    /// opened it (then `value` holds the plaintext). Absent for plain values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealInfo>,
     /// A tombstone (delete) version.
     pub deleted: bool,
     /// Whether the version has effect in the view (a revocation can take it away).
@@ -44,6 +49,17 @@ pub struct Version {
     /// and seq are known, the value is not (`value` is `None`, `deleted` is false).
     #[serde(default)]
     pub compacted: bool,
+}
+
+/// What a query says about a sealed value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealInfo {
+    /// The read scope it is sealed under.
+    pub scope: String,
+    /// The scope's epoch.
+    pub epoch: u64,
+    /// Whether this view holds the key and opened it.
+    pub opened: bool,
 }
 
 /// Owned row data that [`query::Row`]s borrow from.
@@ -75,12 +91,25 @@ impl RowData {
 #[derive(Debug, Clone, Copy)]
 pub struct ViewRef<'a> {
     replica: &'a Replica,
+    keys: Option<&'a Keyring>,
 }
 
 impl Replica {
-    /// The materialized view, for queries.
+    /// The materialized view, for queries. Sealed values show as sealed (`value` is `None`).
     pub fn view(&self) -> ViewRef<'_> {
-        ViewRef { replica: self }
+        ViewRef {
+            replica: self,
+            keys: None,
+        }
+    }
+
+    /// The view as a reader holding `keys` sees it: sealed values it can open show their
+    /// plaintext, and conditions match on them; others show as sealed.
+    pub fn view_as<'a>(&'a self, keys: &'a Keyring) -> ViewRef<'a> {
+        ViewRef {
+            replica: self,
+            keys: Some(keys),
+        }
     }
 
     /// The id and record seq of the latest version of `key`'s winning record (for writers).
@@ -98,11 +127,21 @@ impl<'a> ViewRef<'a> {
             return None;
         }
         let rec = self.replica.view.records.get(m.aux as usize)?;
+        let mut sealed = None;
         let (key, seq, value, deleted) = match dag.body(slot) {
             Some(Body::Put(p)) => {
-                let (value, deleted) = match p.value {
-                    PutValue::Json(text) => (serde_json::from_str(&text).ok(), false),
+                let (value, deleted) = match &p.value {
+                    PutValue::Json(text) => (serde_json::from_str(text).ok(), false),
                     PutValue::Tombstone => (None, true),
+                    PutValue::Sealed(s) => {
+                        let value = self.open(slot);
+                        sealed = Some(SealInfo {
+                            scope: s.scope.clone(),
+                            epoch: s.epoch,
+                            opened: value.is_some(),
+                        });
+                        (value, false)
+                    }
                 };
                 (p.key, p.seq, value, deleted)
             }
@@ -119,12 +158,20 @@ impl<'a> ViewRef<'a> {
             clock: m.clock,
             time_ms: m.time_ms,
             value,
+            sealed,
             deleted,
             effective: m.effective,
             latest: rec.latest == slot,
             conflict: self.replica.view.has_conflict(m.aux),
             compacted: !dag.has_body(slot),
         })
+    }
+
+    /// The plaintext of a sealed version, if this view holds its key (and it opens).
+    fn open(&self, slot: Slot) -> Option<Value> {
+        let keys = self.keys?;
+        let ev = self.replica.dag.event(slot);
+        keys.open_json(&self.replica.chain(), &ev).ok()
     }
 
     fn row_data(&self, slot: Slot) -> Option<RowData> {

@@ -23,6 +23,18 @@
 //!    (a re-grant made after the revocation restores the right) or `y` is in `r`'s causal past
 //!    (the revoker saw `y`: frozen, not undone).
 //! 4. Roots cannot be revoked (a `Revoke` naming a root is invalid); they are rotated instead.
+//! 5. Rotation (KERI pre-rotation): each genesis root starts a *lineage* whose next key is
+//!    committed in the genesis (`blake3(next public key)`). A `Rotate` by the lineage's current
+//!    key that reveals the committed key (and commits to the one after) hands the lineage to
+//!    it. In an event whose causal past holds the rotation, the old key is no root. For effect
+//!    a rotation freezes the old key like a revocation does: its events (grants included) that
+//!    are not in the rotation's causal past have no effect, so a stolen old key cannot
+//!    back-date writes or grants on a branch that ignores the rotation. Grants the old key made
+//!    before the rotation stay live unless revoked. Two rotations of one lineage at the same
+//!    depth (only an equivocating old key can make them) resolve to the lowest `(clock, id)`.
+//!
+//! `ReadKeyShare` events are admin events too (so "is this epoch's share in my causal past" is
+//! a set lookup), but they confer no authority.
 //!
 //! Grants and revocations are rare next to puts, so the authority state of a set of admin
 //! events is computed once per distinct set and cached; a put's check is then a few lookups.
@@ -32,7 +44,7 @@ use std::collections::HashMap;
 mod snapshot;
 
 use crate::dag::{AdminSets, Slot};
-use crate::event::Rights;
+use crate::event::{KEY_ID_BYTES, Rights, Rotate, next_key_commitment};
 use crate::ids::{EventId, PublicKey};
 
 /// What an admin event does.
@@ -49,6 +61,21 @@ pub(crate) enum AdminKind {
         key: PublicKey,
         scope: String,
         key_events: Vec<Slot>,
+    },
+    /// The `depth`th rotation (from 1) of root lineage `lineage`; `key_events` as for revokes.
+    Rotate {
+        lineage: u32,
+        depth: u32,
+        old: PublicKey,
+        new: PublicKey,
+        next: [u8; 32],
+        key_events: Vec<Slot>,
+    },
+    /// A read key share of `scope`'s epoch `epoch` (key `key_id`).
+    Share {
+        scope: String,
+        epoch: u64,
+        key_id: [u8; KEY_ID_BYTES],
     },
 }
 
@@ -108,6 +135,8 @@ pub(crate) struct Ctx {
     live: Vec<bool>,
     /// Effective revocations by revoked key.
     revokes_of: HashMap<PublicKey, Vec<u32>>,
+    /// Rotations in the set, by the key they rotated away.
+    rotated: HashMap<PublicKey, Vec<u32>>,
 }
 
 impl Ctx {
@@ -132,6 +161,11 @@ fn admin_q<'a>(author: &'a PublicKey, scope: &'a str, at_set: u32) -> Question<'
 #[derive(Debug, Default)]
 pub(crate) struct Trust {
     pub(crate) roots: Vec<PublicKey>,
+    /// Genesis pre-rotation commitments, one per root (or none).
+    pub(crate) next: Vec<[u8; 32]>,
+    /// Ordinals of rotations and of read key shares.
+    rotations: Vec<u32>,
+    shares: Vec<u32>,
     pub(crate) admins: Vec<AdminEvent>,
     grants_to: HashMap<PublicKey, Vec<u32>>,
     /// Authority over the whole set (for effect in the view).
@@ -141,22 +175,136 @@ pub(crate) struct Trust {
 }
 
 impl Trust {
-    pub(crate) fn new(roots: Vec<PublicKey>) -> Trust {
+    pub(crate) fn new(roots: Vec<PublicKey>, next: Vec<[u8; 32]>) -> Trust {
         Trust {
             roots,
+            next,
             ..Default::default()
         }
     }
 
-    pub(crate) fn is_root(&self, key: &PublicKey) -> bool {
+    /// Lineage `l`'s current key, commitment and depth in a causal past with admin set `at_set`.
+    fn lineage_at(
+        &self,
+        sets: &AdminSets,
+        l: usize,
+        at_set: u32,
+    ) -> (PublicKey, Option<[u8; 32]>, u32) {
+        let mut cur = (self.roots[l], self.next.get(l).copied(), 0);
+        let mut best: Option<(u32, u64, EventId)> = None;
+        for &o in &self.rotations {
+            let a = &self.admins[o as usize];
+            let AdminKind::Rotate {
+                lineage,
+                depth,
+                new,
+                next,
+                ..
+            } = &a.kind
+            else {
+                continue;
+            };
+            if *lineage as usize != l || !sets.contains(at_set, o) {
+                continue;
+            }
+            let better = best
+                .is_none_or(|(d, c, id)| *depth > d || (*depth == d && (a.clock, a.id) < (c, id)));
+            if better {
+                best = Some((*depth, a.clock, a.id));
+                cur = (*new, Some(*next), *depth);
+            }
+        }
+        cur
+    }
+
+    /// Whether `key` is a current root in a causal past with admin set `at_set`.
+    pub(crate) fn root_at(&self, sets: &AdminSets, key: &PublicKey, at_set: u32) -> bool {
+        if self.rotations.is_empty() {
+            return self.roots.contains(key);
+        }
+        (0..self.roots.len()).any(|l| self.lineage_at(sets, l, at_set).0 == *key)
+    }
+
+    /// Whether `key` is or was a root in that causal past (a genesis root or a revealed key).
+    pub(crate) fn root_key_at(&self, sets: &AdminSets, key: &PublicKey, at_set: u32) -> bool {
         self.roots.contains(key)
+            || self.rotations.iter().any(|&o| {
+                sets.contains(at_set, o)
+                    && matches!(&self.admins[o as usize].kind, AdminKind::Rotate { new, .. } if new == key)
+            })
+    }
+
+    /// Validates a rotation by `author` in a causal past with admin set `at_set`; returns the
+    /// lineage and the rotation's depth.
+    pub(crate) fn check_rotation(
+        &self,
+        sets: &AdminSets,
+        author: &PublicKey,
+        r: &Rotate,
+        at_set: u32,
+    ) -> Result<(u32, u32), &'static str> {
+        let l = (0..self.roots.len())
+            .find(|&l| self.lineage_at(sets, l, at_set).0 == *author)
+            .ok_or("its author is not a current root")?;
+        let (_, commitment, depth) = self.lineage_at(sets, l, at_set);
+        let commitment = commitment.ok_or("this root made no pre-rotation commitment")?;
+        if next_key_commitment(&r.next_root) != commitment {
+            return Err("the revealed key does not match the root's commitment");
+        }
+        if self.root_key_at(sets, &r.next_root, at_set) {
+            return Err("the revealed key is or was a root already");
+        }
+        Ok((l as u32, depth + 1))
+    }
+
+    /// Whether a value sealed under `scope`'s epoch `epoch` (key `key_id`) may be written in a
+    /// causal past with admin set `at_set`: that epoch's share is in it, and no later epoch's.
+    pub(crate) fn check_seal(
+        &self,
+        sets: &AdminSets,
+        scope: &str,
+        epoch: u64,
+        key_id: &[u8; KEY_ID_BYTES],
+        at_set: u32,
+    ) -> Result<(), &'static str> {
+        let mut known = false;
+        for &o in &self.shares {
+            let AdminKind::Share {
+                scope: s,
+                epoch: e,
+                key_id: k,
+            } = &self.admins[o as usize].kind
+            else {
+                continue;
+            };
+            if s != scope || !sets.contains(at_set, o) {
+                continue;
+            }
+            if *e > epoch {
+                return Err("sealed under an old epoch: a newer one was started");
+            }
+            known |= *e == epoch && k == key_id;
+        }
+        if known {
+            Ok(())
+        } else {
+            Err("sealed under an epoch key no read key share introduced")
+        }
+    }
+
+    /// Ordinals of the read key shares.
+    pub(crate) fn share_ordinals(&self) -> &[u32] {
+        &self.shares
     }
 
     /// Registers a new admin event and returns its ordinal.
     pub(crate) fn push(&mut self, ev: AdminEvent) -> u32 {
         let o = self.admins.len() as u32;
-        if let AdminKind::Grant { to, .. } = &ev.kind {
-            self.grants_to.entry(*to).or_default().push(o);
+        match &ev.kind {
+            AdminKind::Grant { to, .. } => self.grants_to.entry(*to).or_default().push(o),
+            AdminKind::Rotate { .. } => self.rotations.push(o),
+            AdminKind::Share { .. } => self.shares.push(o),
+            _ => {}
         }
         self.admins.push(ev);
         o
@@ -177,8 +325,15 @@ impl Trust {
             need,
             at_set,
         } = q;
-        if self.is_root(author) {
-            return true;
+        if self.root_at(sets, author, at_set) {
+            // Frozen by a rotation that did not see `y`?
+            let frozen = ctx
+                .rotated
+                .get(author)
+                .is_some_and(|rs| rs.iter().any(|&r| !y_seen_by(r)));
+            if !frozen {
+                return true;
+            }
         }
         let Some(grants) = self.grants_to.get(author) else {
             return false;
@@ -219,7 +374,15 @@ impl Trust {
             revoked: vec![false; self.admins.len()],
             live: vec![false; self.admins.len()],
             revokes_of: HashMap::new(),
+            rotated: HashMap::new(),
         };
+        let mut revealed = Vec::new();
+        for &o in &order {
+            if let AdminKind::Rotate { old, new, .. } = &self.admins[o as usize].kind {
+                ctx.rotated.entry(*old).or_default().push(o);
+                revealed.push(*new);
+            }
+        }
         self.fill_live(sets, &mut ctx, &order);
         for &o in &order {
             let a = &self.admins[o as usize];
@@ -227,7 +390,8 @@ impl Trust {
                 continue;
             };
             let seen = |r2: u32| sets.contains(self.admins[r2 as usize].own_set, o);
-            if !self.is_root(key)
+            if !self.roots.contains(key)
+                && !revealed.contains(key)
                 && self.authorized(sets, &ctx, admin_q(&a.author, scope, a.deps_set), &seen)
             {
                 ctx.revoked[o as usize] = true;
@@ -253,7 +417,7 @@ impl Trust {
     /// Acceptance: may `author` do this in a causal past whose admin set is `at_set`?
     pub(crate) fn may(&mut self, sets: &AdminSets, q: Question<'_>) -> bool {
         let at_set = q.at_set;
-        if self.is_root(q.author) {
+        if self.root_at(sets, q.author, at_set) {
             return true;
         }
         if !self.cache.contains_key(&at_set) {
@@ -280,7 +444,7 @@ impl Trust {
         author: &PublicKey,
         at_set: u32,
     ) -> bool {
-        if self.is_root(author) {
+        if self.root_at(sets, author, at_set) {
             return true;
         }
         let scopes: Vec<String> = self
@@ -311,6 +475,7 @@ impl Trust {
         let all: Vec<u32> = (0..self.admins.len() as u32).collect();
         let new = self.compute(sets, &all);
         let mut changed = Vec::new();
+        let known = self.global.live.len();
         for (o, a) in self.admins.iter().enumerate() {
             let o = o as u32;
             match &a.kind {
@@ -325,6 +490,8 @@ impl Trust {
                 AdminKind::Revoke { key, .. } if self.global.is_revoked(o) != new.is_revoked(o) => {
                     changed.push(*key)
                 }
+                // A new rotation freezes the old key's writes it had not seen.
+                AdminKind::Rotate { old, .. } if o as usize >= known => changed.push(*old),
                 _ => {}
             }
         }
@@ -345,7 +512,9 @@ impl Trust {
         at_set: u32,
     ) -> bool {
         let seen = |r: u32| match &self.admins[r as usize].kind {
-            AdminKind::Revoke { key_events, .. } => key_events.binary_search(&slot).is_ok(),
+            AdminKind::Revoke { key_events, .. } | AdminKind::Rotate { key_events, .. } => {
+                key_events.binary_search(&slot).is_ok()
+            }
             _ => false,
         };
         let q = Question {
@@ -361,7 +530,7 @@ impl Trust {
     /// effective, genesis always).
     pub(crate) fn admin_in_effect(&self, o: u32) -> bool {
         match self.admins.get(o as usize).map(|a| &a.kind) {
-            Some(AdminKind::Genesis) => true,
+            Some(AdminKind::Genesis | AdminKind::Rotate { .. } | AdminKind::Share { .. }) => true,
             Some(AdminKind::Grant { .. }) => self.global.is_live(o),
             Some(AdminKind::Revoke { .. }) => self.global.is_revoked(o),
             None => false,

@@ -19,6 +19,8 @@ fn kind_byte(k: BodyKind) -> u8 {
         BodyKind::Put => 1,
         BodyKind::Grant => 2,
         BodyKind::Revoke => 3,
+        BodyKind::ReadKeyShare => 4,
+        BodyKind::Rotate => 5,
     }
 }
 
@@ -28,6 +30,8 @@ fn kind_of(b: u8) -> Result<BodyKind, Corrupt> {
         1 => BodyKind::Put,
         2 => BodyKind::Grant,
         3 => BodyKind::Revoke,
+        4 => BodyKind::ReadKeyShare,
+        5 => BodyKind::Rotate,
         _ => return Err(Corrupt("unknown body kind")),
     })
 }

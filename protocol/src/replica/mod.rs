@@ -92,7 +92,7 @@ impl Replica {
             .author_index(&ev.header.author)
             .ok_or(GenesisError::NotSignedByRoot)?;
         let own_set = dag.admin_sets.with(0, 0);
-        let mut trust = Trust::new(g.roots.clone());
+        let mut trust = Trust::new(g.roots.clone(), g.next.clone());
         let at = Placement {
             author,
             prev: NONE,
@@ -458,14 +458,28 @@ impl Replica {
             }
             Body::Put(p) => {
                 self.check_previous(p, h.clock)?;
+                if let crate::event::PutValue::Sealed(s) = &p.value {
+                    let sets = &self.dag.admin_sets;
+                    let ok = self
+                        .trust
+                        .check_seal(sets, &s.scope, s.epoch, &s.key_id, at_set);
+                    ok.map_err(|why| refused(h, Rights::Write, &p.key, why))?;
+                }
                 (Target::Key(&p.key), Rights::Write)
             }
             Body::Grant(g) => (Target::Scope(&g.scope), Rights::Admin),
             Body::Revoke(r) => {
-                if self.trust.is_root(&r.key) {
+                if self.trust.root_key_at(&self.dag.admin_sets, &r.key, at_set) {
                     return Err(Reason::RevokeRoot);
                 }
                 (Target::Scope(&r.scope), Rights::Admin)
+            }
+            Body::ReadKeyShare(s) => (Target::Scope(&s.scope), Rights::Admin),
+            Body::Rotate(r) => {
+                let sets = &self.dag.admin_sets;
+                let ok = self.trust.check_rotation(sets, &h.author, r, at_set);
+                ok.map_err(|why| refused(h, Rights::Admin, "(root rotation)", why))?;
+                return Ok(at_set);
             }
         };
         let q = Question {
@@ -575,30 +589,42 @@ impl Replica {
                 let (slot, other) = self.dag.insert(&ev, at);
                 self.note_equivocation(slot, other);
             }
-            Some(Body::Grant(_)) | Some(Body::Revoke(_)) => {
+            Some(Body::Grant(_) | Body::Revoke(_) | Body::ReadKeyShare(_) | Body::Rotate(_)) => {
                 let ordinal = self.trust.admins.len() as u32;
                 let own_set = self.dag.admin_sets.with(at_set, ordinal);
                 let kind = match &ev.body {
+                    Some(Body::ReadKeyShare(s)) => AdminKind::Share {
+                        scope: s.scope.clone(),
+                        epoch: s.epoch,
+                        key_id: s.key_id,
+                    },
+                    Some(Body::Rotate(r)) => {
+                        let sets = &self.dag.admin_sets;
+                        let author = &ev.header.author;
+                        let Ok((lineage, depth)) =
+                            self.trust.check_rotation(sets, author, r, at_set)
+                        else {
+                            return;
+                        };
+                        AdminKind::Rotate {
+                            lineage,
+                            depth,
+                            old: *author,
+                            new: r.next_root,
+                            next: r.next_commitment,
+                            key_events: self.key_events_in_past(author, prev, parents),
+                        }
+                    }
                     Some(Body::Grant(g)) => AdminKind::Grant {
                         to: g.to,
                         scope: g.scope.clone(),
                         rights: g.rights,
                     },
-                    Some(Body::Revoke(r)) => {
-                        let mut from: Vec<Slot> = parents.to_vec();
-                        if prev != NONE {
-                            from.push(prev);
-                        }
-                        let key_events = match self.dag.known_author(&r.key) {
-                            Some(a) => self.dag.author_events_in_past(&from, a),
-                            None => Vec::new(),
-                        };
-                        AdminKind::Revoke {
-                            key: r.key,
-                            scope: r.scope.clone(),
-                            key_events,
-                        }
-                    }
+                    Some(Body::Revoke(r)) => AdminKind::Revoke {
+                        key: r.key,
+                        scope: r.scope.clone(),
+                        key_events: self.key_events_in_past(&r.key, prev, parents),
+                    },
                     _ => return,
                 };
                 let at = Placement {
@@ -625,6 +651,18 @@ impl Replica {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// `key`'s events in the causal past of an event with these links, sorted.
+    fn key_events_in_past(&self, key: &PublicKey, prev: Slot, parents: &[Slot]) -> Vec<Slot> {
+        let mut from: Vec<Slot> = parents.to_vec();
+        if prev != NONE {
+            from.push(prev);
+        }
+        match self.dag.known_author(key) {
+            Some(a) => self.dag.author_events_in_past(&from, a),
+            None => Vec::new(),
         }
     }
 
@@ -722,6 +760,15 @@ impl Replica {
                 });
             }
         }
+    }
+}
+
+/// An event whose author lacks the right, or breaks a rotation or sealing rule, for `why`.
+fn refused(h: &crate::event::Header, need: Rights, target: &str, why: &str) -> Reason {
+    Reason::NotAuthorized {
+        author: h.author.short(),
+        need,
+        target: format!("{target}: {why}"),
     }
 }
 

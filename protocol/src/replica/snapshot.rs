@@ -249,6 +249,7 @@ impl Replica {
         let mut trust = Trust::decode(
             &mut d,
             r.trust.roots.clone(),
+            r.trust.next.clone(),
             dag.admin_sets.len(),
             dag.len(),
         )?;

@@ -4,6 +4,8 @@ mod attacks;
 mod compaction;
 mod convergence;
 mod replica_flow;
+mod rotation;
+mod sealing;
 mod snapshot;
 mod trust_rules;
 

@@ -8,6 +8,8 @@ use crate::codec::{Corrupt, Dec, Enc};
 const GENESIS: u8 = 0;
 const GRANT: u8 = 1;
 const REVOKE: u8 = 2;
+const ROTATE: u8 = 3;
+const SHARE: u8 = 4;
 
 fn rights_byte(r: Rights) -> u8 {
     match r {
@@ -44,6 +46,32 @@ impl Trust {
                     e.str(scope);
                     e.u32s(key_events);
                 }
+                AdminKind::Rotate {
+                    lineage,
+                    depth,
+                    old,
+                    new,
+                    next,
+                    key_events,
+                } => {
+                    e.u8(ROTATE);
+                    e.u32(*lineage);
+                    e.u32(*depth);
+                    e.raw(&old.0);
+                    e.raw(&new.0);
+                    e.raw(next);
+                    e.u32s(key_events);
+                }
+                AdminKind::Share {
+                    scope,
+                    epoch,
+                    key_id,
+                } => {
+                    e.u8(SHARE);
+                    e.str(scope);
+                    e.u64(*epoch);
+                    e.raw(key_id);
+                }
             }
         }
     }
@@ -54,11 +82,13 @@ impl Trust {
     pub(crate) fn decode(
         d: &mut Dec<'_>,
         roots: Vec<PublicKey>,
+        next: Vec<[u8; 32]>,
         sets: usize,
         events: usize,
     ) -> Result<Trust, Corrupt> {
         let n = d.count(8 + 32 + 32 + 4 + 4 + 1)?;
-        let mut trust = Trust::new(roots);
+        let lineages = roots.len() as u32;
+        let mut trust = Trust::new(roots, next);
         for o in 0..n {
             let clock = d.u64()?;
             let id = d.id()?;
@@ -82,18 +112,33 @@ impl Trust {
                 REVOKE => {
                     let key = PublicKey(d.array()?);
                     let scope = d.str()?.to_string();
-                    let key_events = d.u32s()?;
-                    if key_events.windows(2).any(|w| w[0] >= w[1])
-                        || key_events.last().is_some_and(|&s| s as usize >= events)
-                    {
-                        return Err(Corrupt("revocation's events out of range"));
-                    }
+                    let key_events = slots(d, events)?;
                     AdminKind::Revoke {
                         key,
                         scope,
                         key_events,
                     }
                 }
+                ROTATE => {
+                    let lineage = d.u32()?;
+                    let depth = d.u32()?;
+                    if lineage >= lineages || depth == 0 {
+                        return Err(Corrupt("rotation of an unknown root lineage"));
+                    }
+                    AdminKind::Rotate {
+                        lineage,
+                        depth,
+                        old: PublicKey(d.array()?),
+                        new: PublicKey(d.array()?),
+                        next: d.array()?,
+                        key_events: slots(d, events)?,
+                    }
+                }
+                SHARE => AdminKind::Share {
+                    scope: d.str()?.to_string(),
+                    epoch: d.u64()?,
+                    key_id: d.array()?,
+                },
                 _ => return Err(Corrupt("unknown admin kind, or a genesis after the first")),
             };
             if o == 0 && !matches!(kind, AdminKind::Genesis) {
@@ -110,4 +155,13 @@ impl Trust {
         }
         Ok(trust)
     }
+}
+
+/// Sorted, distinct slots below `events`.
+fn slots(d: &mut Dec<'_>, events: usize) -> Result<Vec<u32>, Corrupt> {
+    let v = d.u32s()?;
+    if v.windows(2).any(|w| w[0] >= w[1]) || v.last().is_some_and(|&s| s as usize >= events) {
+        return Err(Corrupt("an admin event's slots are out of range"));
+    }
+    Ok(v)
 }

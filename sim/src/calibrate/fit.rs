@@ -13,7 +13,7 @@
 //!    median time until the *first* other node sees a put matches.
 //!
 //! The figures compared afterwards (p50 and p99 of delivery and of convergence) are then
-//! predictions of the model.
+//! predictions of the model; delivery p50 and p99 are the ones held to the tolerance.
 
 use anyhow::Result;
 use ate_sim::Scenario;
@@ -88,8 +88,9 @@ pub(crate) fn derive(
     c
 }
 
-/// Runs the simulator with the derived numbers and prints real vs sim; true when p50 and p99
-/// of delivery and convergence are within the tolerance.
+/// Runs the simulator with the derived numbers and prints real vs sim; true when delivery
+/// p50 and p99 (write on one node → visible on each other node) are within the tolerance.
+/// Per-put convergence (the last node) is shown beside them, not checked.
 pub(crate) fn compare(
     cli: &Cli,
     sc: &Scenario,
@@ -128,18 +129,18 @@ pub(crate) fn compare(
             real(runs, |x| x.event_convergence_ms.p50),
             r.convergence_ms.p50,
             f.convergence_ms.p50,
-            true,
+            false,
         ),
         (
             "convergence p99 ms",
             real(runs, |x| x.event_convergence_ms.p99),
             r.convergence_ms.p99,
             f.convergence_ms.p99,
-            true,
+            false,
         ),
     ];
     println!(
-        "{:<20} {:>9} {:>9} {:>8}   {:>13}",
+        "{:<20} {:>9} {:>9} {:>8}   {:>13}   checked",
         "", "real", "sim", "diff", "scenario file"
     );
     let mut within = true;
@@ -148,8 +149,9 @@ pub(crate) fn compare(
         let diff = if a > 0.0 { (b - a) / a } else { f64::INFINITY };
         within &= !checked || diff.abs() <= cli.tolerance;
         println!(
-            "{name:<20} {a:>9.3} {b:>9.3} {:>+7.1}%   {c:>13.3}",
-            diff * 100.0
+            "{name:<20} {a:>9.3} {b:>9.3} {:>+7.1}%   {c:>13.3}   {}",
+            diff * 100.0,
+            if checked { "yes" } else { "no" }
         );
         table.push(serde_json::json!({
             "figure": name, "real": a, "sim": b, "diff": diff, "sim_scenario_file": c,
@@ -172,7 +174,7 @@ pub(crate) fn compare(
     });
     write_json(&cli.out.join("compare.json"), &doc)?;
     println!(
-        "{} (tolerance ±{:.0}% on delivery and convergence); derived: [node] cpu_per_event_us = \
+        "{} (tolerance ±{:.0}% on delivery p50 and p99); derived: [node] cpu_per_event_us = \
          {:.0}, [network] rtt_ms = {:.2}; wrote {}/{{real.json,compare.json}}",
         if within { "WITHIN" } else { "OUTSIDE" },
         cli.tolerance * 100.0,

@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use ate_protocol::EventId;
 use ate_sim::report::Dist;
 use clap::Parser;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,13 +68,16 @@ pub(crate) struct Cli {
     /// Largest accepted relative difference between sim and real p50/p99.
     #[arg(long, default_value_t = 0.2)]
     pub(crate) tolerance: f64,
+    /// Skip the real runs: derive and compare from a `real.json` an earlier run wrote.
+    #[arg(long)]
+    from: Option<PathBuf>,
     /// Output directory (logs, real.json, compare.json).
     #[arg(long, default_value = "sim-out/calibrate")]
     pub(crate) out: PathBuf,
 }
 
 /// One real run's figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RealRun {
     /// Write → visible on another node, over all (write, other node) pairs, ms.
     pub(crate) delivery_ms: Dist,
@@ -119,9 +122,21 @@ fn run(cli: &Cli) -> Result<bool> {
     small
         .validate()
         .map_err(|m| anyhow::anyhow!("with {small_n} nodes: {m}"))?;
-    let big_runs = measure_runs(cli, &sc, seed, "big")?;
-    let small_runs = measure_runs(cli, &small, seed, "small")?;
-    write_json(&cli.out.join("real.json"), &(&big_runs, &small_runs))?;
+    let (big_runs, small_runs): (Vec<RealRun>, Vec<RealRun>) = match &cli.from {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!("{} is not a real.json of ate-calibrate", path.display())
+            })?
+        }
+        None => {
+            let big_runs = measure_runs(cli, &sc, seed, "big")?;
+            let small_runs = measure_runs(cli, &small, seed, "small")?;
+            write_json(&cli.out.join("real.json"), &(&big_runs, &small_runs))?;
+            (big_runs, small_runs)
+        }
+    };
     let costs = fit::derive(&sc, &small, seed, &big_runs, &small_runs);
     fit::compare(cli, &sc, seed, &big_runs, &costs)
 }
