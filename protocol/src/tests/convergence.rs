@@ -2,15 +2,20 @@
 //! replica accepts the same events and shows the same view.
 //!
 //! Five actors (a root and four others) each keep their own replica and act on it: put,
-//! delete, grant, revoke, equivocate, and sync with each other, so the generated DAG has
-//! concurrency, forks, revocations that arrive late, blind branches and cascades. Every event
+//! delete, grant, revoke, equivocate, rotate the root key (and use the old one on replicas
+//! that have not seen the rotation), share and unshare read keys, write sealed values, and
+//! sync with each other, so the generated DAG has concurrency, forks, revocations and
+//! rotations that arrive late, blind branches, cascades and epochs. Every event
 //! they produce — valid or not — goes into a pool, together with corrupted copies. Then fresh
 //! replicas receive the pool in shuffled orders with duplicates and must agree exactly.
 
 use proptest::prelude::*;
 
+use super::sealing::{Ident, ident};
 use super::*;
+use crate::event::next_key_commitment;
 use crate::replica::Reason;
+use crate::seal::{self, SealWith};
 
 const ACTORS: u8 = 5;
 const KEYS: [&str; 4] = ["a/1", "a/2", "b/1", "b/2"];
@@ -45,6 +50,27 @@ enum Action {
         from: u8,
         to: u8,
     },
+    /// The root rotates to its committed next key.
+    Rotate,
+    /// The root's previous key (if it rotated) writes on `actor`'s replica.
+    OldRoot {
+        actor: u8,
+        key: usize,
+    },
+    Share {
+        by: u8,
+        to: u8,
+        scope: usize,
+    },
+    Unshare {
+        by: u8,
+        target: u8,
+        scope: usize,
+    },
+    SealedPut {
+        actor: u8,
+        key: usize,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -56,7 +82,12 @@ fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(by, to, scope, admin)| Action::Grant { by, to, scope, admin }),
         1 => (a.clone(), 1..ACTORS, 0..SCOPES.len()).prop_map(|(by, target, scope)| Action::Revoke { by, target, scope }),
         1 => (a.clone(), 0..KEYS.len()).prop_map(|(actor, key)| Action::Equivocate { actor, key }),
-        3 => (a.clone(), a).prop_map(|(from, to)| Action::Sync { from, to }),
+        3 => (a.clone(), a.clone()).prop_map(|(from, to)| Action::Sync { from, to }),
+        1 => Just(Action::Rotate),
+        1 => (a.clone(), 0..KEYS.len()).prop_map(|(actor, key)| Action::OldRoot { actor, key }),
+        1 => (a.clone(), a.clone(), 1..SCOPES.len()).prop_map(|(by, to, scope)| Action::Share { by, to, scope }),
+        1 => (a.clone(), a.clone(), 1..SCOPES.len()).prop_map(|(by, target, scope)| Action::Unshare { by, target, scope }),
+        2 => (a, 0..KEYS.len()).prop_map(|(actor, key)| Action::SealedPut { actor, key }),
     ]
 }
 
@@ -64,11 +95,22 @@ struct World {
     genesis: Vec<u8>,
     replicas: Vec<Replica>,
     pool: Vec<Vec<u8>>,
+    /// How many times the root (actor 0) rotated: its key is `root_key(rotations)`.
+    rotations: u8,
+    /// Reader identities of the actors.
+    idents: Vec<Ident>,
+}
+
+/// The root's `n`th key: `key(1)`, then `key(101)`, `key(102)`, ...
+fn root_key(n: u8) -> SecretKey {
+    if n == 0 { key(1) } else { key(100 + n) }
 }
 
 impl World {
     fn new() -> World {
-        let (genesis, _) = chain();
+        let next = next_key_commitment(&root_key(1).public());
+        let g = crate::genesis_with_next("prop", &key(1), next, &[], Params::default(), 42, 0);
+        let genesis = g.encode();
         let replicas = (0..ACTORS)
             .map(|_| Replica::new(&genesis, Config::default()).unwrap())
             .collect();
@@ -76,6 +118,79 @@ impl World {
             genesis,
             replicas,
             pool: Vec::new(),
+            rotations: 0,
+            idents: (0..ACTORS).map(|n| ident(n + 1)).collect(),
+        }
+    }
+
+    /// The writer an actor signs with (the root's current key for actor 0).
+    fn writer(&self, actor: u8) -> Writer {
+        if actor == 0 {
+            Writer::new(root_key(self.rotations))
+        } else {
+            writer(actor + 1)
+        }
+    }
+
+    fn run_more(&mut self, a: &Action) {
+        let seed = [self.pool.len() as u8; 32];
+        match *a {
+            Action::Rotate => {
+                let r = &self.replicas[0];
+                let next = root_key(self.rotations + 1).public();
+                let after = next_key_commitment(&root_key(self.rotations + 2).public());
+                let ev = self.writer(0).rotate(r, next, after, 0);
+                self.rotations += 1;
+                self.apply(0, ev);
+            }
+            Action::OldRoot { actor, key } if self.rotations > 0 => {
+                let old = Writer::new(root_key(self.rotations - 1));
+                let r = &self.replicas[actor as usize];
+                let ev = old.put_json(r, KEYS[key], &serde_json::json!("old root"), 0);
+                self.apply(actor, ev);
+            }
+            Action::Share { by, to, scope } => {
+                let r = &self.replicas[by as usize];
+                let me = &self.idents[by as usize];
+                let ring = me.ring(r);
+                let to = &self.idents[to as usize].reader;
+                let shares = seal::plan_share(r, &ring, &me.reader, SCOPES[scope], to, &seed);
+                self.publish(by, shares.unwrap_or_default());
+            }
+            Action::Unshare { by, target, scope } => {
+                let r = &self.replicas[by as usize];
+                let me = &self.idents[by as usize].reader;
+                let gone = self.idents[target as usize].reader.id;
+                let shares = seal::plan_unshare(r, me, SCOPES[scope], &gone, &seed);
+                self.publish(by, shares.unwrap_or_default());
+            }
+            Action::SealedPut { actor, key } => {
+                let r = &self.replicas[actor as usize];
+                let scope = &KEYS[key][..2];
+                let ring = self.idents[actor as usize].ring(r);
+                let Some((epoch, k)) = ring.newest(scope) else {
+                    return;
+                };
+                let with = SealWith {
+                    scope,
+                    epoch,
+                    key: k,
+                };
+                let v = serde_json::json!({"sealed_by": actor, "n": r.len()});
+                let nonce = [self.pool.len() as u8; 24];
+                let w = self.writer(actor);
+                if let Ok(ev) = w.put_sealed(r, KEYS[key], &v, with, nonce, 0) {
+                    self.apply(actor, ev);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&mut self, by: u8, shares: Vec<crate::event::ReadKeyShare>) {
+        for s in shares {
+            let ev = self.writer(by).share(&self.replicas[by as usize], s, 0);
+            self.apply(by, ev);
         }
     }
 
@@ -86,7 +201,14 @@ impl World {
     }
 
     fn run(&mut self, a: &Action) {
-        let w = |n: u8| writer(n + 1);
+        let rotations = self.rotations;
+        let w = |n: u8| {
+            if n == 0 {
+                Writer::new(root_key(rotations))
+            } else {
+                writer(n + 1)
+            }
+        };
         match *a {
             Action::Put { actor, key } => {
                 let r = &self.replicas[actor as usize];
@@ -144,6 +266,7 @@ impl World {
                 let _ = self.replicas[to as usize].handle(0, Input::Fetched { from: PEER, events });
             }
             Action::Sync { .. } => {}
+            _ => self.run_more(a),
         }
     }
 }
@@ -241,11 +364,18 @@ proptest! {
         let reference = deliver(&world.genesis, &world.pool, 0, 1);
         prop_assert_eq!(reference.pending_len(), 0);
         let midway = [Midway::Nothing, Midway::Compact, Midway::Snapshot];
+        let reader = &world.idents[1];
+        let opened = |r: &Replica| -> Vec<Option<serde_json::Value>> {
+            let ring = reader.ring(r);
+            KEYS.iter().map(|k| r.view_as(&ring).get_latest(k).and_then(|v| v.value)).collect()
+        };
+        let reference_opened = opened(&reference);
         for (i, seed) in seeds.iter().enumerate() {
             let r = deliver_with(&world.genesis, &world.pool, *seed, [1, 7, 64][i], midway[i]);
             prop_assert_eq!(r.pending_len(), 0);
             prop_assert_eq!(r.event_ids(), reference.event_ids());
             prop_assert_eq!(r.view().digest(), reference.view().digest());
+            prop_assert_eq!(opened(&r), reference_opened.clone());
             for id in r.event_ids() {
                 prop_assert_eq!(r.admin_in_effect(&id), reference.admin_in_effect(&id));
             }
@@ -319,4 +449,57 @@ fn the_generator_produces_the_interesting_cases() {
     );
     // The puppet's grant and write were on a branch the revocation did not see.
     assert_eq!(latest_value(&r, "a/1"), None);
+}
+
+#[test]
+fn the_generator_rotates_and_seals() {
+    // A fixed script through rotation, the old root on a blind replica, sharing, unsharing and
+    // sealed writes, as a smoke check that those actions do what they say.
+    let mut world = World::new();
+    let script = [
+        Action::Grant {
+            by: 0,
+            to: 1,
+            scope: 0,
+            admin: false,
+        },
+        Action::Share {
+            by: 0,
+            to: 1,
+            scope: 1,
+        },
+        Action::SealedPut { actor: 0, key: 0 },
+        Action::Sync { from: 0, to: 1 },
+        Action::SealedPut { actor: 1, key: 1 },
+        Action::Rotate,
+        Action::OldRoot { actor: 2, key: 2 },
+        Action::Sync { from: 1, to: 0 },
+        Action::Unshare {
+            by: 0,
+            target: 1,
+            scope: 1,
+        },
+        Action::SealedPut { actor: 0, key: 0 },
+        Action::OldRoot { actor: 0, key: 3 },
+    ];
+    for a in &script {
+        world.run(a);
+    }
+    let r = deliver(&world.genesis, &world.pool, 5, 4);
+    assert_eq!(r.pending_len(), 0);
+    // A grant; shares: epoch 0 to the root and actor 1, epoch 1 to the root alone; three
+    // sealed puts, one rotation, the blind old-root put (stored, no effect); the late one is
+    // rejected.
+    assert_eq!(r.read_key_shares().len(), 3);
+    assert_eq!(r.read_epoch("a/").map(|e| e.epoch), Some(1));
+    assert_eq!(r.len(), 1 + 1 + 3 + 3 + 1 + 1);
+    assert_eq!(latest_value(&r, "b/1"), None, "the old root's blind write");
+    let ring = world.idents[1].ring(&r);
+    let v = |k: &str| r.view_as(&ring).get_latest(k).unwrap();
+    assert_eq!(v("a/2").value.unwrap()["sealed_by"], 1);
+    let after = v("a/1");
+    assert_eq!(
+        (after.value, after.sealed.map(|s| s.epoch)),
+        (None, Some(1))
+    );
 }
