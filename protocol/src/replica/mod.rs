@@ -27,10 +27,12 @@ use crate::view::View;
 
 mod compact;
 mod getters;
+mod recon;
 mod snapshot;
 mod sync;
 mod types;
 pub use compact::Compaction;
+pub use recon::PeerSyncInfo;
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError, SnapshotInfo};
 pub use types::*;
 
@@ -53,6 +55,8 @@ pub struct Replica {
     out: Vec<Output>,
     /// Missing ids to ask each peer for, gathered during one `handle` call.
     wants: std::collections::BTreeMap<PeerId, std::collections::BTreeSet<EventId>>,
+    /// Reconciliation sessions, catch-up queues and the id index (see `recon.rs`).
+    recon: recon::ReconState,
 }
 
 const MAX_REMEMBERED_INVALID: usize = 4096;
@@ -129,6 +133,7 @@ impl Replica {
             invalid: VecDeque::new(),
             out: Vec::new(),
             wants: Default::default(),
+            recon: Default::default(),
         })
     }
 
@@ -150,14 +155,13 @@ impl Replica {
             Input::Fetched { from, events } => self.on_bytes(now, Some(from), events),
             Input::Replay(events) => self.on_bytes(now, None, events),
             Input::Sync { from, msg } => self.on_sync(now, from, msg),
-            Input::PeerUp(peer) => self.out.push(Output::Send {
-                to: peer,
-                msg: SyncMsg::Heads {
-                    heads: self.heads(),
-                },
-            }),
-            Input::PeerDown(_) => {}
-            Input::Tick => self.on_tick(now),
+            Input::PeerUp(peer) => self.start_recon(now, peer, true),
+            Input::Reconcile(peer) => self.start_recon(now, peer, false),
+            Input::PeerDown(peer) => self.recon_peer_down(peer),
+            Input::Tick => {
+                self.on_tick(now);
+                self.recon_tick(now);
+            }
         }
         self.flush_wants();
         std::mem::take(&mut self.out)
@@ -311,7 +315,9 @@ impl Replica {
                         self.forget_invalid(id, &mut queue);
                     }
                     Ok(at_set) => {
+                        let clock = ev.header.clock;
                         self.store(ev, &bytes, prev, &parents, at_set);
+                        self.recon_insert(clock, id);
                         self.out.push(Output::Persist {
                             id,
                             bytes: bytes.clone(),

@@ -1,9 +1,11 @@
-//! The direct sync protocol: answering fetches and catching peers up from their heads.
+//! The direct sync protocol: answering fetches, reconciliation rounds and batches.
 //!
-//! A peer that connects sends its heads; we send every event outside the causal past of the
-//! heads we know, in slot order (dependencies first), one bounded batch at a time, flagged
-//! `more` so the peer asks again with its new heads. Heads we do not know we fetch. This is the
-//! simple catch-up; range-based set reconciliation replaces it later (DESIGN §5).
+//! Catch-up is range-based set reconciliation (see [`super::recon`]): `Recon` rounds find
+//! the difference, `Events` batches stream what the peer lacks (`more` → the peer answers
+//! `More` for the next one), `GetEvents` fetches what we lack and missing parents.
+//!
+//! `Heads` is the older catch-up, kept only as an answer (nothing sends it any more): we send
+//! one batch of the events outside the causal past of the heads we know.
 
 use super::*;
 
@@ -36,20 +38,21 @@ impl Replica {
             }
             SyncMsg::Events { events, more } => {
                 self.on_bytes(now, Some(from), events);
+                self.after_sync_events(now, from);
                 if more {
                     self.out.push(Output::Send {
                         to: from,
-                        msg: SyncMsg::Heads {
-                            heads: self.heads(),
-                        },
+                        msg: SyncMsg::More,
                     });
                 }
             }
+            SyncMsg::Recon(msg) => self.on_recon(now, from, msg),
+            SyncMsg::More => self.on_more(now, from),
         }
     }
 
     /// Sends `to` the events outside the causal past of its heads that we know, in slot order
-    /// (dependencies first), one bounded batch; asks for its heads we lack.
+    /// (dependencies first), one bounded batch (no more); asks for its heads we lack.
     fn send_missing(&mut self, to: PeerId, their_heads: &[EventId]) {
         let unknown: Vec<EventId> = their_heads
             .iter()
@@ -85,14 +88,13 @@ impl Replica {
         }
         let mut events = Vec::new();
         let mut size = 0;
-        let mut more = false;
         for (s, known) in seen.iter().enumerate() {
             if *known {
                 continue;
             }
+            // One batch only: reconciliation finds the rest.
             if events.len() >= self.config.sync_batch_events || size >= self.config.sync_batch_bytes
             {
-                more = true;
                 break;
             }
             let b = self.dag.event(s as Slot).encode();
@@ -102,7 +104,10 @@ impl Replica {
         if !events.is_empty() {
             self.out.push(Output::Send {
                 to,
-                msg: SyncMsg::Events { events, more },
+                msg: SyncMsg::Events {
+                    events,
+                    more: false,
+                },
             });
         }
     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 use crate::event::{DecodeError, Rights};
 use crate::ids::{EventId, PeerId, PublicKey};
+use crate::reconcile::{ReconConfig, ReconMsg};
 
 /// Milliseconds of the caller's clock (virtual in the simulator).
 pub type Millis = u64;
@@ -140,9 +141,15 @@ pub enum SyncMsg {
     Events {
         /// Envelope bytes.
         events: Vec<Vec<u8>>,
-        /// More are available: answer with `Heads` to get the next batch.
+        /// More are available: answer with [`SyncMsg::More`] to get the next batch.
         more: bool,
     },
+    /// A round of range-based set reconciliation (see [`crate::reconcile`]): what the two
+    /// replicas differ in is found by comparing fingerprints of ranges of their id sets.
+    Recon(ReconMsg),
+    /// "Send the next batch of the events you found I lack" (the answer to `Events` with
+    /// `more`): one batch is in flight per peer, so the receiver paces the sender.
+    More,
 }
 
 /// What changed in the view.
@@ -198,8 +205,12 @@ pub enum Input {
     },
     /// Raw envelopes from the local redo log at start-up (trusted to be ours, still checked).
     Replay(Vec<Vec<u8>>),
-    /// A peer following this chain connected.
+    /// A peer following this chain connected: start a reconciliation with it (replacing any
+    /// we started before).
     PeerUp(PeerId),
+    /// Reconcile with this peer (periodic anti-entropy), unless a session we started with it
+    /// is still running.
+    Reconcile(PeerId),
     /// A peer disconnected.
     PeerDown(PeerId),
     /// Time passed: expire pending events, re-request missing ones.
@@ -265,6 +276,17 @@ pub struct Config {
     pub refetch_ms: Millis,
     /// Seed of the id index hasher (pass randomness in; the simulator passes a node seed).
     pub hash_seed: u64,
+    /// Limits of reconciliation sessions (both peers should use the same values).
+    pub recon: ReconConfig,
+    /// Secret from which each reconciliation session's nonce is derived (a keyed hash of the
+    /// chain, the peer and a session counter), so nonces are unpredictable to peers. Pass
+    /// randomness in: the node draws it from the OS, the simulator from its seeded RNG.
+    pub recon_seed: [u8; 32],
+    /// Peers with reconciliation state (sessions, queues) at once; others wait their turn.
+    pub max_sync_peers: usize,
+    /// At most this many events wait to be streamed to one peer, and this many ids to be
+    /// requested from it; a new session finds anything dropped past the bound again.
+    pub max_sync_queue: usize,
 }
 
 impl Default for Config {
@@ -278,6 +300,10 @@ impl Default for Config {
             max_get_ids: 1024,
             refetch_ms: 2_000,
             hash_seed: 0x5eed_a7e0,
+            recon: ReconConfig::default(),
+            recon_seed: [0; 32],
+            max_sync_peers: 256,
+            max_sync_queue: 1 << 22,
         }
     }
 }
@@ -295,6 +321,39 @@ pub struct Stats {
     pub pending_dropped: u64,
     /// Equivocations detected.
     pub equivocations: u64,
+}
+
+/// Counters of reconciliation and catch-up (for metrics), summed over all peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncStats {
+    /// Reconciliation sessions started by us.
+    pub sessions_started: u64,
+    /// Sessions (either role) that ended normally.
+    pub sessions_done: u64,
+    /// Sessions that ended with an error, expired, or were cut by a disconnect.
+    pub sessions_failed: u64,
+    /// Reconciliation messages received (rounds).
+    pub rounds: u64,
+    /// Reconciliation messages sent.
+    pub msgs_sent: u64,
+    /// Ranges sent in reconciliation messages.
+    pub ranges_sent: u64,
+    /// Ranges received.
+    pub ranges_received: u64,
+    /// Encoded reconciliation bytes sent.
+    pub bytes_sent: u64,
+    /// Encoded reconciliation bytes received.
+    pub bytes_received: u64,
+    /// Ids found missing here.
+    pub ids_we_lack: u64,
+    /// Ids found missing at peers.
+    pub ids_peer_lacks: u64,
+    /// Events streamed to peers (found missing there).
+    pub events_streamed: u64,
+    /// Batches streamed to peers.
+    pub batches_streamed: u64,
+    /// Queue entries dropped past `max_sync_queue` (found again by a later session).
+    pub queue_dropped: u64,
 }
 
 /// Two events by one author with the same `seq`: both are kept, both are reported.
