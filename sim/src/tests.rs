@@ -214,3 +214,41 @@ fn revoked_writers_blind_branches_are_stored_but_have_no_effect() {
         assert_eq!(r.view().get_by_id(b).map(|v| v.effective), Some(false));
     }
 }
+
+#[test]
+fn connections_reaching_nodes_minus_one_make_a_full_mesh() {
+    let sc = lan();
+    assert!(sc.network.connections + 1 >= sc.nodes);
+    let mut w = World::new_world(sc.clone(), 3);
+    w.plan();
+    w.build();
+    for (a, n) in w.nodes.iter().enumerate() {
+        assert_eq!(n.peers.len(), sc.nodes - 1, "node {a}");
+        assert!(!n.peers.contains(&(a as u32)));
+    }
+}
+
+#[test]
+fn node_costs_delay_puts_and_stay_deterministic() {
+    let mut free = lan();
+    free.node = Default::default();
+    let quick = run(&free, 1, &mut |_, _| {});
+    assert!(quick.passed, "{:?}", quick.report.violations);
+    // Without costs a put reaches the first other node in one hop on the modelled LAN.
+    let hop_ms = free.network.rtt_ms[0][0] / 2.0 + free.network.jitter_ms;
+    assert!(quick.report.puts.first_ms.p50 <= hop_ms + 0.01);
+
+    let costly = lan();
+    let a = run(&costly, 1, &mut |_, _| {});
+    let b = run(&costly, 1, &mut |_, _| {});
+    assert!(a.passed, "{:?}", a.report.violations);
+    // The validation batch lingers, and validation takes CPU on a shared host.
+    assert!(a.report.puts.first_ms.p50 >= costly.node.linger_ms);
+    assert!(a.report.puts.delivery_ms.p99 > a.report.puts.delivery_ms.p50);
+    assert!(a.report.puts.convergence_ms.p50 >= a.report.puts.delivery_ms.p50);
+    let (ja, jb) = (
+        serde_json::to_string(&a.report).unwrap(),
+        serde_json::to_string(&b.report).unwrap(),
+    );
+    assert_eq!(ja, jb, "exponential CPU costs come from the seeded streams");
+}

@@ -308,3 +308,39 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_are_measured_from_the_writers_own_stream() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (a, b) = (EventId([1; 32]), EventId([2; 32]));
+        let puts = [
+            workload::Put {
+                id: a,
+                node: 0,
+                acked: at(100),
+            },
+            workload::Put {
+                id: b,
+                node: 1,
+                acked: at(100),
+            },
+        ];
+        // Node 0 wrote `a` (streamed at 10 ms); node 1 wrote `b` (20 ms); node 2 never saw `b`.
+        let seen = vec![
+            vec![(at(10), a), (at(25), b)],
+            vec![(at(14), a), (at(20), b)],
+            vec![(at(13), a)],
+        ];
+        let (run, per_write) = figures(&puts, &seen, String::new());
+        assert_eq!(per_write, vec![vec![4000, 3000], vec![5000]]);
+        assert_eq!(run.missing, 1);
+        assert_eq!(run.first_ms.count, 2);
+        assert_eq!(run.event_convergence_ms.count, 1, "b never converged");
+        assert_eq!(run.event_convergence_ms.max, 4.0);
+    }
+}
