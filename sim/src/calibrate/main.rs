@@ -9,6 +9,10 @@
 //! and clock, `t_origin` being the change on the node the write was posted to. The nodes find
 //! each other by `--join` against a dnsmasq the harness starts, so every node dials every
 //! other (a full mesh of connections, as on a LAN where everyone resolves the same name).
+//!
+//! The cluster runs at two sizes; [`fit`] turns their CPU accounting into the simulator's
+//! per-event cost and the first receiver's latency into the per-hop latency, then compares
+//! the rest. `cluster` owns the processes, `workload` the writes, `http` the few requests.
 
 mod cluster;
 mod fit;
@@ -44,7 +48,7 @@ pub(crate) struct Cli {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Size of the second, smaller cluster whose CPU per put, with the full one's, gives the
-    /// two `[node]` costs (default: half the scenario's nodes).
+    /// CPU a node spends per put it receives (default: half the scenario's nodes).
     #[arg(long)]
     small: Option<usize>,
     /// First node address (node i gets this + i; DNS listens on this - 1).
@@ -65,7 +69,7 @@ pub(crate) struct Cli {
     /// Seed of keys and record keys (and of the simulator run).
     #[arg(long)]
     seed: Option<u64>,
-    /// Largest accepted relative difference between sim and real p50/p99.
+    /// Largest accepted relative difference between sim and real delivery p50 and p99.
     #[arg(long, default_value_t = 0.2)]
     pub(crate) tolerance: f64,
     /// Skip the real runs: derive and compare from a `real.json` an earlier run wrote.
