@@ -298,17 +298,24 @@ fn short(s: &str) -> String {
     s.chars().take(14).collect()
 }
 
-pub(crate) fn backup(a: BackupArgs) -> anyhow::Result<()> {
-    let base = if a.api.starts_with("http") {
-        a.api.clone()
+/// The API's base URL and an HTTP client without an overall deadline (a backup or a
+/// compaction of a big chain takes a while; connecting does not).
+fn long_call_client(api: &str) -> (String, ureq::Agent) {
+    let base = if api.starts_with("http") {
+        api.to_string()
     } else {
-        format!("http://{}", a.api)
+        format!("http://{api}")
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .build()
         .into();
+    (base, agent)
+}
+
+pub(crate) fn backup(a: BackupArgs) -> anyhow::Result<()> {
+    let (base, agent) = long_call_client(&a.api);
     let mut resp = agent
         .get(format!("{base}/v1/chains/{}/backup", a.chain))
         .call()
@@ -369,16 +376,7 @@ pub(crate) fn backup(a: BackupArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn compact(a: CompactArgs) -> anyhow::Result<()> {
-    let base = if a.api.starts_with("http") {
-        a.api.clone()
-    } else {
-        format!("http://{}", a.api)
-    };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(10)))
-        .build()
-        .into();
+    let (base, agent) = long_call_client(&a.api);
     let progress = if std::io::stderr().is_terminal() {
         let p = ProgressBar::new_spinner().with_message("compacting");
         p.enable_steady_tick(Duration::from_millis(120));
