@@ -150,20 +150,38 @@ impl World {
     /// Feeds one input to node `n`'s replica and carries out the outputs. `gossip` names the
     /// message and sender when the input is a gossip delivery.
     pub(crate) fn feed(&mut self, n: u32, input: Input, gossip: Option<(u32, u32)>) {
-        let now_ms = self.now / 1000;
+        let now = self.now;
         let Some(rep) = self.nodes[n as usize].replica.as_mut() else {
             return;
         };
-        let before = rep.len();
-        let outs = rep.handle(now_ms, input);
+        if let Some(jobs) = self.deferred.as_mut() {
+            jobs.push(crate::batch::Job {
+                at: now,
+                node: n,
+                input,
+                gossip,
+            });
+            return;
+        }
+        let done = crate::batch::handle(rep, now, input);
+        self.finish_feed(n, done, gossip);
+    }
+
+    /// Checks a replica call's invariants and carries out its outputs.
+    pub(crate) fn finish_feed(
+        &mut self,
+        n: u32,
+        done: crate::batch::Done,
+        gossip: Option<(u32, u32)>,
+    ) {
         // Per-step invariants: the store only grows, the pending buffer stays in its bound.
-        let (after, pending) = (rep.len(), rep.pending_len());
+        let (before, after, pending) = (done.before, done.after, done.pending);
         if after < before || pending > self.max_pending {
             self.violations.push(format!(
                 "node {n}: store went {before} -> {after} events, {pending} pending"
             ));
         }
-        for out in outs {
+        for out in done.outs {
             self.on_output(n, out, gossip);
         }
     }

@@ -28,6 +28,7 @@
 pub use ate_protocol as protocol;
 
 mod actors;
+mod batch;
 mod faults;
 mod gossip;
 pub mod memo;
@@ -41,7 +42,7 @@ pub mod vopr;
 mod world;
 
 pub use scenario::Scenario;
-pub use vopr::{Outcome, run};
+pub use vopr::{Outcome, run, run_threads};
 
 #[cfg(test)]
 mod tests;

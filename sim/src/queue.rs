@@ -104,6 +104,16 @@ impl Queue {
         }
     }
 
+    /// The earliest entry, without taking it.
+    pub(crate) fn peek(&mut self) -> Option<&Entry> {
+        self.fill();
+        match (self.cur.last(), self.late.peek()) {
+            (Some(a), Some(b)) if (b.at, b.seq) < (a.at, a.seq) => Some(b),
+            (Some(a), _) => Some(a),
+            (None, b) => b,
+        }
+    }
+
     pub(crate) fn pop(&mut self) -> Option<Entry> {
         self.fill();
         let from_late = match (self.cur.last(), self.late.peek()) {

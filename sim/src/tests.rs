@@ -252,3 +252,20 @@ fn node_costs_delay_puts_and_stay_deterministic() {
     );
     assert_eq!(ja, jb, "exponential CPU costs come from the seeded streams");
 }
+
+#[test]
+fn replica_calls_on_two_threads_give_the_same_report() {
+    let mut sc = scenario(
+        "partition-heal.toml",
+        include_str!("../../scenarios/partition-heal.toml"),
+    );
+    sc.nodes = 60;
+    sc.workload.events = 120;
+    let one = crate::vopr::run_threads(&sc, 4, 1, &mut |_, _| {});
+    let two = crate::vopr::run_threads(&sc, 4, 2, &mut |_, _| {});
+    assert!(one.passed, "{:?}", one.report.violations);
+    assert_eq!(
+        serde_json::to_string(&one.report).unwrap(),
+        serde_json::to_string(&two.report).unwrap()
+    );
+}

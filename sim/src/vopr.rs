@@ -33,9 +33,17 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 /// Runs a scenario with a seed.
 pub fn run(sc: &Scenario, seed: u64, progress: Progress<'_>) -> Outcome {
+    run_threads(sc, seed, 1, progress)
+}
+
+/// Runs a scenario with a seed, with replica calls spread over `threads` threads where the
+/// scenario allows it (see `batch`); the outcome does not depend on `threads`.
+pub fn run_threads(sc: &Scenario, seed: u64, threads: usize, progress: Progress<'_>) -> Outcome {
     let mut w = World::new_world(sc.clone(), seed);
+    w.threads = threads.max(1);
     w.plan();
     w.build();
+    w.lookahead_us = w.lookahead();
     w.loss = sc.network.loss;
     let total_ms = sc.safety_ms + sc.liveness_budget_ms;
     let step_ms = sc.full_check_every_ms.max(100);

@@ -218,7 +218,7 @@ pub(crate) struct World {
     pub(crate) sc: Scenario,
     pub(crate) seed: u64,
     pub(crate) now: Micros,
-    queue: Queue,
+    pub(crate) queue: Queue,
     next_seq: u64,
     pub(crate) rng: Rng,
     pub(crate) nodes: Vec<Node>,
@@ -256,6 +256,15 @@ pub(crate) struct World {
     pub(crate) faults_on: bool,
     pub(crate) actions: Vec<(Micros, crate::actors::Action)>,
     pub(crate) actors: crate::actors::Actors,
+    /// Deliveries closer together than this (the shortest possible network delay) cannot
+    /// cause each other, so their replica calls may run in parallel (see `batch`); 0: off.
+    pub(crate) lookahead_us: u64,
+    /// Threads for those replica calls.
+    pub(crate) threads: usize,
+    /// While a batch is gathered: the replica calls it defers.
+    pub(crate) deferred: Option<Vec<crate::batch::Job>>,
+    /// Worker threads for batches (started on first use).
+    pub(crate) pool: Option<crate::batch::Pool>,
     /// The replicas' pending bound (a per-step invariant).
     pub(crate) max_pending: usize,
     /// When each core of the shared host is next free (`node.host_cores`; empty: no host).
@@ -278,6 +287,10 @@ impl World {
             if at > until {
                 self.now = until;
                 return true;
+            }
+            if self.lookahead_us > 0 && self.next_is_batchable() {
+                self.run_batch(until);
+                continue;
             }
             let Some(e) = self.queue.pop() else { break };
             self.now = e.at;
@@ -370,7 +383,7 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, to: u32, from: u32, wire: Wire) {
+    pub(crate) fn deliver(&mut self, to: u32, from: u32, wire: Wire) {
         if !self.linked(from, to) {
             self.counters.dropped_no_link += 1;
             return;
@@ -538,6 +551,10 @@ impl World {
             actors: crate::actors::Actors::default(),
             cores: Vec::new(),
             max_pending: ate_protocol::Config::default().max_pending_events,
+            lookahead_us: 0,
+            threads: 1,
+            deferred: None,
+            pool: None,
         }
     }
 }
