@@ -1,5 +1,14 @@
-//! Key files: a writer's secret key as text (`sk…`), created with mode 0600, refused when
+//! Key files: an identity's secret keys as text, created with mode 0600, refused when
 //! group- or world-readable (as ssh does), so a leaked file permission is caught early.
+//!
+//! Format (one key per line):
+//! ```text
+//! sk<base32 of the 32-byte ed25519 seed>           signing: events, grants, shares
+//! rs<base32 of the 64-byte ML-KEM-768 seed d ‖ z>  reading: opens read key shares (DESIGN §6)
+//! ```
+//! Files written before sealed values have only the first line; they still sign, and reader
+//! commands say the file has no reader key. The secrets never leave the client: the node is
+//! never a reader, and the CLI opens sealed values locally.
 
 use std::fs;
 use std::io::Write;
@@ -7,12 +16,55 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use ate_protocol::SecretKey;
+use ate_protocol::seal::{Reader, ReaderSecret};
 
-/// Creates a new key file with fresh OS randomness. Refuses to overwrite.
+/// The text prefix of the reader (ML-KEM-768) line of a key file.
+const READER_PREFIX: &str = "rs";
+
+/// Everything a key file holds.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The ed25519 signing key.
+    pub signing: SecretKey,
+    /// The ML-KEM-768 decapsulation key (absent in files written before sealed values).
+    pub reader: Option<ReaderSecret>,
+}
+
+impl Identity {
+    /// The public reader identity (`reader…` text), if the file has a reader key.
+    pub fn reader_public(&self) -> Option<Reader> {
+        Some(Reader {
+            id: self.signing.public(),
+            kem: self.reader.as_ref()?.public(),
+        })
+    }
+
+    /// The reader key, or an error that says how to get one.
+    pub fn reader_secret(&self, path: &Path) -> anyhow::Result<&ReaderSecret> {
+        self.reader.as_ref().with_context(|| {
+            format!(
+                "key file {} has no reader (ML-KEM) key; it predates sealed values: make a new one with `ate key new`",
+                path.display()
+            )
+        })
+    }
+}
+
+/// Creates a new key file (signing and reader keys) with fresh OS randomness. Refuses to
+/// overwrite.
 pub fn create(path: &Path) -> anyhow::Result<SecretKey> {
+    Ok(create_identity(path)?.signing)
+}
+
+/// Like [`create`], returning both keys.
+pub fn create_identity(path: &Path) -> anyhow::Result<Identity> {
     let mut seed = [0u8; 32];
     getrandom_seed(&mut seed)?;
     let key = SecretKey::from_seed(seed);
+    let mut kem_seed = [0u8; 64];
+    kem_seed[..32].copy_from_slice(&random_seed()?);
+    kem_seed[32..].copy_from_slice(&random_seed()?);
+    let reader = ReaderSecret::from_seed(kem_seed);
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -27,12 +79,25 @@ pub fn create(path: &Path) -> anyhow::Result<SecretKey> {
         )
     })?;
     writeln!(f, "{}", key.to_text())?;
+    writeln!(
+        f,
+        "{READER_PREFIX}{}",
+        ate_protocol::seal::base32_encode(reader.seed())
+    )?;
     f.sync_all()?;
-    Ok(key)
+    Ok(Identity {
+        signing: key,
+        reader: Some(reader),
+    })
+}
+
+/// Reads a key file's signing key, refusing a file that others can read.
+pub fn load(path: &Path) -> anyhow::Result<SecretKey> {
+    Ok(load_identity(path)?.signing)
 }
 
 /// Reads a key file, refusing one that others can read.
-pub fn load(path: &Path) -> anyhow::Result<SecretKey> {
+pub fn load_identity(path: &Path) -> anyhow::Result<Identity> {
     let meta =
         fs::metadata(path).with_context(|| format!("cannot read key file {}", path.display()))?;
     #[cfg(unix)]
@@ -48,10 +113,26 @@ pub fn load(path: &Path) -> anyhow::Result<SecretKey> {
             );
         }
     }
+    if meta.len() > 4096 {
+        bail!("{} is not an ate key file (too large)", path.display());
+    }
     let text = fs::read_to_string(path)
         .with_context(|| format!("cannot read key file {}", path.display()))?;
-    SecretKey::from_text(&text)
-        .with_context(|| format!("{} is not an ate key file", path.display()))
+    let not_key = || format!("{} is not an ate key file", path.display());
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let signing = SecretKey::from_text(lines.next().unwrap_or_default()).with_context(not_key)?;
+    let reader = match lines.next() {
+        None => None,
+        Some(line) => {
+            let seed = line
+                .strip_prefix(READER_PREFIX)
+                .and_then(ate_protocol::seal::base32_decode)
+                .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+                .with_context(not_key)?;
+            Some(ReaderSecret::from_seed(seed))
+        }
+    };
+    Ok(Identity { signing, reader })
 }
 
 fn getrandom_seed(seed: &mut [u8; 32]) -> anyhow::Result<()> {
@@ -77,6 +158,11 @@ mod tests {
         let p = dir.path().join("alice.key");
         let k = create(&p).unwrap();
         assert_eq!(load(&p).unwrap().public(), k.public());
+        let id = load_identity(&p).unwrap();
+        assert!(id.reader_public().is_some(), "new files hold a reader key");
+        let text = fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(!format!("{id:?}").contains(text.lines().nth(1).unwrap()));
         assert!(create(&p).is_err(), "never overwrites");
         #[cfg(unix)]
         {

@@ -236,6 +236,30 @@ impl Reader {
     }
 }
 
+/// Lowercase base32 without padding (for key files and reader identities).
+pub fn base32_encode(bytes: &[u8]) -> String {
+    base32::encode(bytes)
+}
+
+/// Parses [`base32_encode`]'s output (canonical only); `None` on anything else.
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() > 8192 {
+        return None;
+    }
+    base32::decode(text)
+}
+
+/// Text form of a pre-rotation commitment ([`crate::next_key_commitment`]): `next` + base32.
+pub fn commitment_to_text(c: &[u8; 32]) -> String {
+    format!("next{}", base32::encode(c))
+}
+
+/// Parses [`commitment_to_text`]'s output.
+pub fn commitment_from_text(text: &str) -> Option<[u8; 32]> {
+    let rest = text.trim().strip_prefix("next")?;
+    base32_decode(rest)?.as_slice().try_into().ok()
+}
+
 mod base32 {
     //! Lowercase RFC 4648 base32 without padding, canonical (unused trailing bits are zero).
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
