@@ -138,6 +138,7 @@ pub struct Sealed {
     /// Random nonce.
     pub nonce: [u8; SEAL_NONCE_BYTES],
     /// The sealed JSON text followed by the 16-byte tag.
+    #[serde(with = "bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -156,10 +157,13 @@ pub struct ReadKeyShare {
     /// The reader's identity (its ed25519 public key).
     pub reader: PublicKey,
     /// The reader's ML-KEM-768 encapsulation key ([`KEM_PUBLIC_BYTES`]).
+    #[serde(with = "bytes")]
     pub reader_kem: Vec<u8>,
     /// The ML-KEM-768 ciphertext ([`KEM_CIPHERTEXT_BYTES`]).
+    #[serde(with = "bytes")]
     pub kem_ciphertext: Vec<u8>,
     /// The epoch key sealed under the KEM shared secret ([`WRAPPED_KEY_BYTES`]).
+    #[serde(with = "bytes")]
     pub wrapped_key: Vec<u8>,
 }
 
@@ -172,6 +176,41 @@ pub struct Rotate {
     pub next_root: PublicKey,
     /// `next_key_commitment` of the key after `next_root`.
     pub next_commitment: [u8; 32],
+}
+
+/// Byte strings as one serde `bytes` value instead of a sequence of `u8`s. The postcard
+/// encoding is the same (`varint(len) ‖ bytes`), but it is one copy instead of a call per
+/// byte, which matters on the ingest path (decode, then re-encode for the canonical check).
+mod bytes {
+    use serde::{Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
 }
 
 /// The pre-rotation commitment to a future root key: `blake3(public key bytes)`.
