@@ -24,6 +24,13 @@ pub(crate) enum BenchCommand {
     /// without a snapshot, for comparison).
     #[command(after_help = "Example:\n  ate bench restart --events 1000000 --runs 3 --json")]
     Restart(RestartArgs),
+    /// Catch-up by range-based set reconciliation: two nodes over libp2p on loopback, node B
+    /// lacking the last `--missing` of `--events`; prints round trips, bytes each way and the
+    /// time until B holds everything (a progress bar on a terminal).
+    #[command(
+        after_help = "Examples:\n  ate bench sync --events 1000000 --missing 1      # one difference\n  ate bench sync --events 1000000 --missing 1000000 --json   # a late joiner"
+    )]
+    Sync(crate::sync_bench::SyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +114,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(a) => ingest(&a),
         BenchCommand::Replicate(a) => crate::replicate::run(&a),
         BenchCommand::Restart(a) => crate::restart::run(&a),
+        BenchCommand::Sync(a) => crate::sync_bench::run(&a),
     }
 }
 

@@ -58,6 +58,9 @@ enum Work {
         tallies: Vec<Tally>,
         tags: Vec<(MessageId, libp2p::PeerId)>,
     },
+    /// Events a peer streamed or sent on request (`SyncMsg::Events`), fed as that message
+    /// once checked (so the replica continues the stream or its fetches).
+    Sync { from: PeerId, events: Vec<Vec<u8>> },
     /// A local write, answered once the replica has decided.
     Local {
         events: Vec<Event>,
@@ -181,6 +184,36 @@ pub(crate) struct EventLoop {
     /// Peers found by mDNS, their addresses and when we last dialled them: dials can fail
     /// (simultaneous dials, a listener not up yet) and mDNS reports a peer only once.
     lan_peers: HashMap<libp2p::PeerId, (Vec<Multiaddr>, Instant)>,
+    /// Batches of synced events queued for or in signature checks, not yet fed.
+    sync_jobs: usize,
+    /// Streams whose next batch we will ask for (`More`) once `sync_jobs` is low again.
+    more_due: VecDeque<(libp2p::PeerId, ChainId)>,
+    /// Catch-up progress per chain, for log lines.
+    progress: BTreeMap<ChainId, Progress>,
+    last_progress_log: Instant,
+    /// State of the generator that picks a random peer for anti-entropy.
+    rng: u64,
+    /// When each peer last sent us synced events for a chain: no periodic session with a
+    /// peer that is catching us up (it would report the events still in flight as missing).
+    last_sync_in: HashMap<(ChainId, libp2p::PeerId), Instant>,
+}
+
+/// Synced events a chain received, as of its last progress line.
+#[derive(Default)]
+struct Progress {
+    received: u64,
+    logged: u64,
+}
+
+/// Checked-but-not-fed batches of synced events at which we stop asking for more: the
+/// sender's next batch crosses the network while these are checked, and no more pile up.
+const MAX_SYNC_JOBS: usize = 3;
+
+/// Bytes from the OS RNG (the node's secrets: reconciliation nonces, peer choice).
+fn os_random() -> std::io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
+    Ok(seed)
 }
 
 /// libp2p peer ids ↔ the replicas' small peer numbers.
@@ -217,6 +250,14 @@ impl EventLoop {
         }
         let (checked_tx, checked_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let seed = os_random().map_err(|e| anyhow::anyhow!("cannot read /dev/urandom: {e}"))?;
+        let mut replica_config = config.replica.clone();
+        // Reconciliation nonces must be unpredictable to peers: derive them from a secret.
+        replica_config.recon_seed = seed;
+        let pick = blake3::derive_key("ate node v1 anti-entropy peer choice", &seed);
+        let mut rng = [0u8; 8];
+        rng.copy_from_slice(&pick[..8]);
+        let rng = u64::from_le_bytes(rng) | 1;
         let journal = match &config.data {
             Some(dir) => Some(Journal::start(
                 dir,
@@ -254,10 +295,16 @@ impl EventLoop {
             held: VecDeque::new(),
             broken: BTreeMap::new(),
             snapshot_every: config.snapshot_every,
-            replica_config: config.replica.clone(),
+            replica_config,
             started: Instant::now(),
             in_flight: HashMap::new(),
             lan_peers: HashMap::new(),
+            sync_jobs: 0,
+            more_due: VecDeque::new(),
+            progress: BTreeMap::new(),
+            last_progress_log: Instant::now(),
+            rng,
+            last_sync_in: HashMap::new(),
         })
     }
 
@@ -668,7 +715,9 @@ impl EventLoop {
             let tx = self.checked_tx.clone();
             tokio::task::spawn_blocking(move || {
                 let verdicts = match &job.work {
-                    Work::Gossip { events, .. } => preverify::check_envelopes(&job.chain, events),
+                    Work::Gossip { events, .. } | Work::Sync { events, .. } => {
+                        preverify::check_envelopes(&job.chain, events)
+                    }
                     Work::Local { events, .. } => preverify::check_events(events),
                 };
                 // The loop is gone only at shutdown; the batch is then moot.
@@ -696,9 +745,17 @@ impl EventLoop {
                     tallies,
                     tags,
                 } => self.validate_gossip(chain, events, waiting, tallies, tags),
+                Work::Sync { from, events } => {
+                    self.sync_jobs = self.sync_jobs.saturating_sub(1);
+                    self.progress.entry(chain).or_default().received += events.len() as u64;
+                    let more = false;
+                    let msg = SyncMsg::Events { events, more };
+                    self.feed(chain, Input::Sync { from, msg }, None);
+                }
             }
             self.checker.clear();
         }
+        self.release_more();
         self.start_checks();
     }
 
@@ -752,7 +809,9 @@ impl EventLoop {
         let Some(c) = self.chains.get_mut(&chain) else {
             return Vec::new();
         };
+        let before = c.replica.sync_stats();
         let outputs = c.replica.handle(now, input);
+        self.metrics.add_sync(&before, &c.replica.sync_stats());
         let mut rest = Vec::new();
         let mut to_publish = Vec::new();
         let mut to_persist = Vec::new();
@@ -1051,7 +1110,7 @@ impl EventLoop {
 
     fn send_request(&mut self, peer: libp2p::PeerId, chain: ChainId, msg: SyncMsg) {
         Metrics::add(&self.metrics.sync_out_msgs, 1);
-        Metrics::add(&self.metrics.sync_out_bytes, msg.encode().len() as u64);
+        Metrics::add(&self.metrics.sync_out_bytes, wire_len(&msg) as u64);
         let id = self
             .swarm
             .behaviour_mut()
@@ -1112,6 +1171,7 @@ impl EventLoop {
                 num_established: 0,
                 ..
             } => {
+                self.last_sync_in.retain(|(_, p), _| *p != peer_id);
                 tracing::info!(peer = %peer_id, "disconnected");
                 let n = self.peers.num(&peer_id);
                 let chains: Vec<ChainId> = self.chains.keys().copied().collect();
@@ -1164,8 +1224,13 @@ impl EventLoop {
                     if let Some(c) = self.chains.get_mut(&chain) {
                         c.peers.insert(peer_id);
                     }
-                    let n = self.peers.num(&peer_id);
-                    self.feed(chain, Input::PeerUp(n), None);
+                    // One end starts on subscription (two sessions would each find the
+                    // difference, and each end would send it); a follower also starts one
+                    // itself when it installs the chain.
+                    if self.peer_id() < peer_id {
+                        let n = self.peers.num(&peer_id);
+                        self.feed(chain, Input::PeerUp(n), None);
+                    }
                 }
             }
             gossipsub::Event::Unsubscribed { peer_id, topic } => {
@@ -1312,9 +1377,17 @@ impl EventLoop {
         channel: ResponseChannel<SyncResponse>,
     ) {
         Metrics::add(&self.metrics.sync_in_msgs, 1);
-        Metrics::add(&self.metrics.sync_in_bytes, req.msg.encode().len() as u64);
+        Metrics::add(&self.metrics.sync_in_bytes, wire_len(&req.msg) as u64);
         let n = self.peers.num(&peer);
-        let response = if self.chains.contains_key(&req.chain) {
+        let response = if !self.chains.contains_key(&req.chain) {
+            SyncResponse {
+                msgs: Vec::new(),
+                unknown_chain: true,
+            }
+        } else if let SyncMsg::Events { events, more } = req.msg {
+            self.on_sync_events(peer, req.chain, events, more);
+            SyncResponse::default()
+        } else {
             let outputs = self.feed(
                 req.chain,
                 Input::Sync {
@@ -1334,13 +1407,8 @@ impl EventLoop {
                 msgs,
                 unknown_chain: false,
             }
-        } else {
-            SyncResponse {
-                msgs: Vec::new(),
-                unknown_chain: true,
-            }
         };
-        let bytes: u64 = response.msgs.iter().map(|m| m.encode().len() as u64).sum();
+        let bytes: u64 = response.msgs.iter().map(|m| wire_len(m) as u64).sum();
         Metrics::add(&self.metrics.sync_out_bytes, bytes);
         let _ = self
             .swarm
@@ -1350,16 +1418,61 @@ impl EventLoop {
     }
 
     fn on_response(&mut self, peer: libp2p::PeerId, chain: ChainId, resp: SyncResponse) {
-        let bytes: u64 = resp.msgs.iter().map(|m| m.encode().len() as u64).sum();
+        let bytes: u64 = resp.msgs.iter().map(|m| wire_len(m) as u64).sum();
         Metrics::add(&self.metrics.sync_in_bytes, bytes);
         let n = self.peers.num(&peer);
+        if resp.unknown_chain {
+            // The peer does not follow it: forget any session we started with it there.
+            self.feed(chain, Input::PeerDown(n), None);
+            return;
+        }
         for msg in resp.msgs {
             if !self.chains.contains_key(&chain) && self.wanted.contains(&chain) {
                 self.try_genesis(chain, &msg);
             }
-            if self.chains.contains_key(&chain) {
-                let outputs = self.feed(chain, Input::Sync { from: n, msg }, None);
-                drop(outputs);
+            if !self.chains.contains_key(&chain) {
+                continue;
+            }
+            match msg {
+                SyncMsg::Events { events, more } => self.on_sync_events(peer, chain, events, more),
+                msg => {
+                    self.feed(chain, Input::Sync { from: n, msg }, None);
+                }
+            }
+        }
+    }
+
+    /// Synced events go through the signature-check pipeline like gossip. A stream's next
+    /// batch is asked for at once (it crosses the network while this one is checked) unless
+    /// `MAX_SYNC_JOBS` batches already wait, in which case it is asked for when they drain:
+    /// the receiver's checks pace the sender.
+    fn on_sync_events(
+        &mut self,
+        peer: libp2p::PeerId,
+        chain: ChainId,
+        events: Vec<Vec<u8>>,
+        more: bool,
+    ) {
+        let from = self.peers.num(&peer);
+        self.last_sync_in.insert((chain, peer), Instant::now());
+        if !events.is_empty() {
+            self.sync_jobs += 1;
+            self.enqueue(chain, Work::Sync { from, events });
+        }
+        if more {
+            self.more_due.push_back((peer, chain));
+            self.release_more();
+        }
+    }
+
+    /// Asks for the next batch of waiting streams while the check pipeline has room.
+    fn release_more(&mut self) {
+        while self.sync_jobs < MAX_SYNC_JOBS {
+            let Some((peer, chain)) = self.more_due.pop_front() else {
+                return;
+            };
+            if self.swarm.is_connected(&peer) {
+                self.send_request(peer, chain, SyncMsg::More);
             }
         }
     }
@@ -1389,6 +1502,7 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         self.redial_lan_peers();
+        self.log_sync_progress();
         if self.snapshot_every > 0 {
             let due: Vec<ChainId> = self
                 .chains
@@ -1442,10 +1556,10 @@ impl EventLoop {
         }
     }
 
-    /// Light anti-entropy until range reconciliation lands: exchange heads with one peer per
-    /// chain (the one after the last, round robin) every interval.
+    /// Anti-entropy: every interval, reconcile each chain with one random peer that follows
+    /// it (unless a session we started with that peer is still running). In sync, that costs
+    /// one round trip of a few dozen bytes.
     fn on_anti_entropy(&mut self) {
-        let tick = self.now_ms() / 10_000;
         let chains: Vec<(ChainId, Vec<libp2p::PeerId>)> = self
             .chains
             .iter()
@@ -1455,10 +1569,64 @@ impl EventLoop {
             if peers.is_empty() {
                 continue;
             }
-            let p = peers[(tick as usize) % peers.len()];
+            let p = peers[(self.next_random() % peers.len() as u64) as usize];
+            let busy = self
+                .last_sync_in
+                .get(&(chain, p))
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(10));
+            if busy {
+                continue;
+            }
             let n = self.peers.num(&p);
-            self.feed(chain, Input::PeerUp(n), None);
+            self.feed(chain, Input::Reconcile(n), None);
         }
+    }
+
+    /// xorshift64* over a state seeded from the OS RNG.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A log line every few seconds per chain that is catching up or catching a peer up.
+    fn log_sync_progress(&mut self) {
+        if self.last_progress_log.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        let secs = self.last_progress_log.elapsed().as_secs_f64();
+        self.last_progress_log = Instant::now();
+        for (chain, c) in &self.chains {
+            let sending: usize = c.replica.sync_peers().iter().map(|(_, i)| i.outbox).sum();
+            let p = self.progress.entry(*chain).or_default();
+            let got = p.received - p.logged;
+            p.logged = p.received;
+            if got > 0 || sending > 0 {
+                tracing::info!(
+                    chain = %chain.short(),
+                    events = c.replica.len(),
+                    pending = c.replica.pending_len(),
+                    "sync: received {got} events ({:.0}/s), {sending} queued for peers",
+                    got as f64 / secs
+                );
+            }
+        }
+    }
+}
+
+/// `msg.encode().len()` without encoding event batches (megabytes) just to count them.
+fn wire_len(msg: &SyncMsg) -> usize {
+    let varint = |v: usize| (usize::BITS - v.leading_zeros()).div_ceil(7).max(1) as usize;
+    match msg {
+        SyncMsg::Events { events, .. } => {
+            let body: usize = events.iter().map(|e| varint(e.len()) + e.len()).sum();
+            1 + varint(events.len()) + body + 1
+        }
+        SyncMsg::Recon(m) => 1 + m.encoded_len(),
+        other => other.encode().len(),
     }
 }
 

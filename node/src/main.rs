@@ -15,6 +15,7 @@ mod mesh;
 mod replicate;
 mod restart;
 mod run;
+mod sync_bench;
 mod tools;
 
 /// Counts heap bytes so `ate bench ingest` can report measured memory per event.

@@ -7,6 +7,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ate_protocol::replica::SyncStats;
+
 use crate::node::ChainStatus;
 
 /// Network counters.
@@ -42,12 +44,98 @@ pub struct Metrics {
     pub gossip_batches: AtomicU64,
     /// Dials started from DNS joins and mDNS.
     pub dials: AtomicU64,
+    /// Reconciliation, summed over chains (deltas of the replicas' `SyncStats`).
+    pub recon: ReconCounters,
+}
+
+/// Reconciliation and catch-up counters (see `ate_protocol::replica::SyncStats`).
+#[derive(Debug, Default)]
+pub struct ReconCounters {
+    /// Sessions we started.
+    pub sessions_started: AtomicU64,
+    /// Sessions that ended normally.
+    pub sessions_done: AtomicU64,
+    /// Sessions that failed, expired or were cut by a disconnect.
+    pub sessions_failed: AtomicU64,
+    /// Reconciliation messages received (rounds).
+    pub rounds: AtomicU64,
+    /// Reconciliation messages sent.
+    pub msgs_sent: AtomicU64,
+    /// Ranges sent.
+    pub ranges_sent: AtomicU64,
+    /// Ranges received.
+    pub ranges_received: AtomicU64,
+    /// Reconciliation bytes sent.
+    pub bytes_sent: AtomicU64,
+    /// Reconciliation bytes received.
+    pub bytes_received: AtomicU64,
+    /// Ids found missing here.
+    pub ids_we_lack: AtomicU64,
+    /// Ids found missing at peers.
+    pub ids_peer_lacks: AtomicU64,
+    /// Events streamed to peers.
+    pub events_streamed: AtomicU64,
+    /// Batches streamed to peers.
+    pub batches_streamed: AtomicU64,
 }
 
 impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds what a replica call changed in its reconciliation counters.
+    pub fn add_sync(&self, before: &SyncStats, after: &SyncStats) {
+        let r = &self.recon;
+        let pairs = [
+            (
+                &r.sessions_started,
+                before.sessions_started,
+                after.sessions_started,
+            ),
+            (&r.sessions_done, before.sessions_done, after.sessions_done),
+            (
+                &r.sessions_failed,
+                before.sessions_failed,
+                after.sessions_failed,
+            ),
+            (&r.rounds, before.rounds, after.rounds),
+            (&r.msgs_sent, before.msgs_sent, after.msgs_sent),
+            (&r.ranges_sent, before.ranges_sent, after.ranges_sent),
+            (
+                &r.ranges_received,
+                before.ranges_received,
+                after.ranges_received,
+            ),
+            (&r.bytes_sent, before.bytes_sent, after.bytes_sent),
+            (
+                &r.bytes_received,
+                before.bytes_received,
+                after.bytes_received,
+            ),
+            (&r.ids_we_lack, before.ids_we_lack, after.ids_we_lack),
+            (
+                &r.ids_peer_lacks,
+                before.ids_peer_lacks,
+                after.ids_peer_lacks,
+            ),
+            (
+                &r.events_streamed,
+                before.events_streamed,
+                after.events_streamed,
+            ),
+            (
+                &r.batches_streamed,
+                before.batches_streamed,
+                after.batches_streamed,
+            ),
+        ];
+        for (counter, b, a) in pairs {
+            if a > b {
+                Metrics::add(counter, a - b);
+            }
+        }
     }
 
     /// Renders everything in Prometheus text format.
@@ -123,6 +211,53 @@ impl Metrics {
                 get(&self.gossip_batches),
             ),
         ];
+        let r = &self.recon;
+        let recon = [
+            (
+                "ate_recon_sessions_total",
+                "result=\"started\"",
+                &r.sessions_started,
+            ),
+            (
+                "ate_recon_sessions_total",
+                "result=\"done\"",
+                &r.sessions_done,
+            ),
+            (
+                "ate_recon_sessions_total",
+                "result=\"failed\"",
+                &r.sessions_failed,
+            ),
+            ("ate_recon_rounds_total", "", &r.rounds),
+            (
+                "ate_recon_messages_total",
+                "direction=\"out\"",
+                &r.msgs_sent,
+            ),
+            (
+                "ate_recon_ranges_total",
+                "direction=\"out\"",
+                &r.ranges_sent,
+            ),
+            (
+                "ate_recon_ranges_total",
+                "direction=\"in\"",
+                &r.ranges_received,
+            ),
+            ("ate_recon_bytes_total", "direction=\"out\"", &r.bytes_sent),
+            (
+                "ate_recon_bytes_total",
+                "direction=\"in\"",
+                &r.bytes_received,
+            ),
+            ("ate_recon_ids_total", "missing=\"here\"", &r.ids_we_lack),
+            ("ate_recon_ids_total", "missing=\"peer\"", &r.ids_peer_lacks),
+            ("ate_sync_streamed_events_total", "", &r.events_streamed),
+            ("ate_sync_streamed_batches_total", "", &r.batches_streamed),
+        ];
+        let counters = counters
+            .into_iter()
+            .chain(recon.into_iter().map(|(n, l, c)| (n, l, get(c))));
         for (name, labels, v) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {v}");
         }

@@ -176,12 +176,17 @@ impl Replica {
         if !self.has_room_for(peer) {
             return;
         }
-        let running = self
-            .recon
-            .peers
-            .get(&peer)
-            .and_then(|p| p.initiator.as_ref());
-        if !force && running.is_some_and(|s| !s.is_done() && !s.is_expired(now)) {
+        // Periodic sessions wait while one of ours runs or a catch-up with the peer is under
+        // way (a session would report the events still in flight as missing).
+        let busy = self.recon.peers.get(&peer).is_some_and(|p| {
+            p.initiator
+                .as_ref()
+                .is_some_and(|s| !s.is_done() && !s.is_expired(now))
+                || !p.outbox.is_empty()
+                || !p.wants.is_empty()
+                || p.get_since.is_some()
+        });
+        if !force && busy {
             return;
         }
         let nonce = self.session_nonce(peer);
