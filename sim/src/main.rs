@@ -10,6 +10,15 @@ use ate_sim::report::Report;
 use ate_sim::{Scenario, run};
 use clap::{Parser, Subcommand};
 
+/// `println!` without the panic when stdout is a closed pipe (`ate-sim run … | head`): a
+/// reader that went away is not an error worth a stack trace.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ate-sim",
@@ -187,13 +196,13 @@ fn cmd_run(
         eprintln!("warning: plots not written: {e}");
     }
     print_summary(&outcome.report);
-    println!("timing: {timing}");
-    println!(
+    say!("timing: {timing}");
+    say!(
         "wrote {}/{{report.json,timing.json,convergence_cdf.svg,bytes_per_node.svg}}",
         out.display()
     );
     if !outcome.passed {
-        println!(
+        say!(
             "FAILED seed {seed}; reproduce with: {}",
             reproduce(path, seed, nodes)
         );
@@ -202,7 +211,7 @@ fn cmd_run(
 }
 
 fn print_summary(r: &Report) {
-    println!(
+    say!(
         "{} seed {}: {} ({} nodes, {} live, {} events)",
         r.scenario,
         r.seed,
@@ -212,11 +221,15 @@ fn print_summary(r: &Report) {
         r.reference_events
     );
     let d = &r.delivery_latency_ms;
-    println!(
+    say!(
         "  delivery latency ms: p50 {} p90 {} p99 {} max {}; liveness converged in {:?} ms",
-        d.p50, d.p90, d.p99, d.max, r.liveness_converged_ms
+        d.p50,
+        d.p90,
+        d.p99,
+        d.max,
+        r.liveness_converged_ms
     );
-    println!(
+    say!(
         "  deliveries {}; duplicates/delivery {}; bytes sent/node mean {}; invalid accepted {}; rejected {:?}",
         r.deliveries,
         r.duplicates_per_delivery,
@@ -225,7 +238,7 @@ fn print_summary(r: &Report) {
         r.rejected
     );
     for v in &r.violations {
-        println!("  ! {v}");
+        say!("  ! {v}");
     }
 }
 
@@ -316,9 +329,9 @@ fn cmd_sweep(
         "liveness_converged_ms_over_seeds": ate_sim::report::Dist::of(conv, 1e-3),
         "wall_ms": started.elapsed().as_millis() as u64,
     });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    say!("{}", serde_json::to_string_pretty(&summary)?);
     for r in &failed {
-        println!(
+        say!(
             "FAILED seed {}: {}; reproduce with: {}",
             r.seed,
             r.first_violation.as_deref().unwrap_or("?"),
@@ -355,7 +368,7 @@ fn cmd_compare(a: &Path, b: &Path) -> Result<()> {
     flatten("", &read(a)?, &mut fa);
     flatten("", &read(b)?, &mut fb);
     let mb: std::collections::BTreeMap<String, f64> = fb.into_iter().collect();
-    println!("{:<44} {:>16} {:>16} {:>9}", "field", "A", "B", "change");
+    say!("{:<44} {:>16} {:>16} {:>9}", "field", "A", "B", "change");
     for (k, x) in fa {
         let Some(&y) = mb.get(&k) else { continue };
         if x == y {
@@ -366,7 +379,7 @@ fn cmd_compare(a: &Path, b: &Path) -> Result<()> {
         } else {
             "new".into()
         };
-        println!("{k:<44} {x:>16.3} {y:>16.3} {pct:>9}");
+        say!("{k:<44} {x:>16.3} {y:>16.3} {pct:>9}");
     }
     Ok(())
 }
