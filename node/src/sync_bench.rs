@@ -230,8 +230,20 @@ async fn measure(a: &SyncArgs, ca: &Client, cb: &Client, chain: ChainId) -> anyh
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    // Let the session's last message land before counting.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Count once the session is over at both ends (B may hold everything before it starts:
+    // with nothing missing, or when the last event arrives before the session's last reply).
+    wait_for(Duration::from_secs(60), || async {
+        let (ma, mb) = (ca.metrics(), cb.metrics());
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let started = get(&ma.recon.sessions_started) + get(&mb.recon.sessions_started);
+        let ended = [ma, mb]
+            .iter()
+            .map(|m| get(&m.recon.sessions_done) + get(&m.recon.sessions_failed))
+            .sum::<u64>();
+        (started > 0 && ended >= 2 * started).then_some(())
+    })
+    .await
+    .context("the reconciliation session did not end")?;
     let (da, db) = (
         ca.read(chain, |r| r.view().digest()).await?,
         cb.read(chain, |r| r.view().digest()).await?,
