@@ -201,3 +201,24 @@ fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A generated chain (see `ate_protocol::workload`) with its id and its events decoded, as the
+/// node benchmarks submit them through a node's client.
+pub(crate) fn generate_decoded(
+    spec: &Spec,
+) -> anyhow::Result<(
+    ate_protocol::workload::Generated,
+    ate_protocol::ChainId,
+    Vec<ate_protocol::Event>,
+)> {
+    use ate_protocol::{ChainId, Event, Params};
+    let chain = generate(spec);
+    let g = Event::decode(None, &chain.genesis, &Params::default())?;
+    let chain_id = ChainId(g.id.0);
+    let events = chain
+        .events
+        .iter()
+        .map(|b| Event::decode(Some(&chain_id), b, &Params::default()))
+        .collect::<Result<_, _>>()?;
+    Ok((chain, chain_id, events))
+}

@@ -4,8 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use ate_protocol::workload::{Spec, generate};
-use ate_protocol::{Event, Params};
+use ate_protocol::workload::Spec;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -40,17 +39,10 @@ async fn bench(a: &ReplicateArgs) -> anyhow::Result<()> {
         eprintln!("generating {} events…", a.events);
     }
     let generated_at = Instant::now();
-    let chain = generate(&Spec {
+    let (chain, chain_id, events) = crate::bench::generate_decoded(&Spec {
         events: a.events,
         ..Spec::default()
-    });
-    let g = Event::decode(None, &chain.genesis, &Params::default())?;
-    let chain_id = ate_protocol::ChainId(g.id.0);
-    let events: Vec<Event> = chain
-        .events
-        .iter()
-        .map(|b| Event::decode(Some(&chain_id), b, &Params::default()))
-        .collect::<Result<_, _>>()?;
+    })?;
     let event_bytes: u64 = chain.events.iter().map(|e| e.len() as u64).sum();
     if !a.json {
         eprintln!("generated and decoded in {:.2?}", generated_at.elapsed());

@@ -5,8 +5,8 @@ use std::time::Instant;
 use anyhow::{Context, ensure};
 use ate_node::journal::Fsync;
 use ate_node::{Node, NodeConfig};
-use ate_protocol::workload::{Spec, generate};
-use ate_protocol::{ChainId, Event, Params};
+use ate_protocol::ChainId;
+use ate_protocol::workload::Spec;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -79,17 +79,10 @@ async fn bench(a: &RestartArgs) -> anyhow::Result<()> {
         }
     };
     say(format!("generating {} events…", a.events));
-    let chain = generate(&Spec {
+    let (chain, chain_id, events) = crate::bench::generate_decoded(&Spec {
         events: a.events,
         ..Spec::default()
-    });
-    let g = Event::decode(None, &chain.genesis, &Params::default())?;
-    let chain_id = ChainId(g.id.0);
-    let events: Vec<Event> = chain
-        .events
-        .iter()
-        .map(|b| Event::decode(Some(&chain_id), b, &Params::default()))
-        .collect::<Result<_, _>>()?;
+    })?;
     let tmp = tempfile::tempdir().context("cannot make a temporary data directory")?;
     let data = tmp.path().join("data");
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use ate_node::{Client, Node, NodeConfig};
-use ate_protocol::workload::{Spec, generate};
-use ate_protocol::{ChainId, Event, Params};
+use ate_protocol::workload::Spec;
+use ate_protocol::{ChainId, Event};
 use clap::Args;
 use futures::StreamExt;
 use libp2p::Multiaddr;
@@ -85,18 +85,11 @@ async fn bench(a: &SyncArgs) -> anyhow::Result<()> {
         }
     };
     say(format!("generating {} events…", a.events));
-    let chain = generate(&Spec {
+    let (chain, chain_id, events) = crate::bench::generate_decoded(&Spec {
         events: a.events,
         value_bytes: a.value_bytes,
         ..Spec::default()
-    });
-    let g = Event::decode(None, &chain.genesis, &Params::default())?;
-    let chain_id = ChainId(g.id.0);
-    let events: Vec<Event> = chain
-        .events
-        .iter()
-        .map(|b| Event::decode(Some(&chain_id), b, &Params::default()))
-        .collect::<Result<_, _>>()?;
+    })?;
     let total_bytes: u64 = chain.events.iter().map(|e| e.len() as u64).sum();
     let shared = a.events - a.missing;
     let missing_bytes: u64 = chain.events[shared..].iter().map(|e| e.len() as u64).sum();
