@@ -89,6 +89,14 @@ fn rng_error(e: std::io::Error) -> Error {
     Error::Refused(format!("cannot read the OS RNG: {e}"))
 }
 
+/// A random genesis nonce, so two chains of one name and root differ.
+fn genesis_nonce() -> Result<u64, Error> {
+    let seed = os_random().map_err(rng_error)?;
+    let mut nonce = [0u8; 8];
+    nonce.copy_from_slice(&seed[..8]);
+    Ok(u64::from_le_bytes(nonce))
+}
+
 /// A chain on an in-process node, with a writer key (and optionally a reader key).
 #[derive(Debug, Clone)]
 pub struct Chain {
@@ -101,25 +109,15 @@ pub struct Chain {
 impl Chain {
     /// Creates a chain whose root is `key`, on `node`.
     pub async fn create(node: &Node, name: &str, key: SecretKey) -> Result<Chain, Error> {
-        let seed =
-            os_random().map_err(|e| Error::Refused(format!("cannot read the OS RNG: {e}")))?;
-        let mut nonce = [0u8; 8];
-        nonce.copy_from_slice(&seed[..8]);
         let g = ate_protocol::genesis(
             name,
             &key,
             &[],
             Default::default(),
-            u64::from_le_bytes(nonce),
+            genesis_nonce()?,
             now_ms(),
         );
-        let id = node.client().create_chain(g.encode()).await?;
-        Ok(Chain {
-            client: node.client(),
-            id,
-            writer: Writer::new(key),
-            reader: None,
-        })
+        Self::start(node, &g, key).await
     }
 
     /// Creates a chain whose root `key` pre-commits to its next key (KERI pre-rotation):
@@ -130,18 +128,20 @@ impl Chain {
         key: SecretKey,
         next: [u8; 32],
     ) -> Result<Chain, Error> {
-        let seed = os_random().map_err(rng_error)?;
-        let mut nonce = [0u8; 8];
-        nonce.copy_from_slice(&seed[..8]);
         let g = ate_protocol::genesis_with_next(
             name,
             &key,
             next,
             &[],
             Default::default(),
-            u64::from_le_bytes(nonce),
+            genesis_nonce()?,
             now_ms(),
         );
+        Self::start(node, &g, key).await
+    }
+
+    /// Creates the chain of genesis `g` on `node`, with `key` (its root) as the writer.
+    async fn start(node: &Node, g: &ate_protocol::Event, key: SecretKey) -> Result<Chain, Error> {
         let id = node.client().create_chain(g.encode()).await?;
         Ok(Chain {
             client: node.client(),
