@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ate_protocol::event::HARD_MAX_EVENT_BYTES;
-use ate_protocol::verify::{Ed25519Batch, SigItem, SignatureCheck, author_key};
+use ate_protocol::verify::{Ed25519Batch, SigItem, SignatureCheck, author_key, check_with_known};
 use ate_protocol::{ChainId, Event, EventId, Params, PublicKey, Signature};
 
 /// What a verdict is looked up by.
@@ -54,30 +54,11 @@ impl Prechecked {
 
 impl SignatureCheck for Prechecked {
     fn check(&self, items: &[SigItem<'_>], out: &mut Vec<bool>) {
-        out.clear();
-        let mut misses = Vec::new();
-        let mut miss_at = Vec::new();
-        {
-            let known = self.lock();
-            for (i, item) in items.iter().enumerate() {
-                match known.get(&(item.id.0, item.sig.0)) {
-                    Some(&v) => out.push(v),
-                    None => {
-                        out.push(false);
-                        misses.push(*item);
-                        miss_at.push(i);
-                    }
-                }
-            }
-        }
-        if misses.is_empty() {
-            return;
-        }
-        let mut fresh = Vec::with_capacity(misses.len());
-        Ed25519Batch.check(&misses, &mut fresh);
-        for (&i, &v) in miss_at.iter().zip(&fresh) {
-            out[i] = v;
-        }
+        let known = self.lock();
+        // Fresh verdicts are not kept: the installed ones live for one replica call only.
+        let _fresh = check_with_known(items, out, |item| {
+            known.get(&(item.id.0, item.sig.0)).copied()
+        });
     }
 }
 

@@ -70,6 +70,39 @@ impl SignatureCheck for Ed25519Batch {
     }
 }
 
+/// Checks `items`, taking the verdicts `known` already has and batch-checking only the rest
+/// with [`Ed25519Batch`]. Writes one verdict per item into `out` (cleared first) and returns
+/// the freshly checked ones as `(index into items, verdict)`, for a cache to keep. The
+/// verdicts are exactly [`Ed25519Batch`]'s as long as `known` only answers with its verdicts.
+pub fn check_with_known(
+    items: &[SigItem<'_>],
+    out: &mut Vec<bool>,
+    mut known: impl FnMut(&SigItem<'_>) -> Option<bool>,
+) -> Vec<(usize, bool)> {
+    out.clear();
+    let mut misses = Vec::new();
+    let mut miss_at = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match known(item) {
+            Some(v) => out.push(v),
+            None => {
+                out.push(false);
+                misses.push(*item);
+                miss_at.push(i);
+            }
+        }
+    }
+    if misses.is_empty() {
+        return Vec::new();
+    }
+    let mut fresh = Vec::with_capacity(misses.len());
+    Ed25519Batch.check(&misses, &mut fresh);
+    for (&i, &v) in miss_at.iter().zip(&fresh) {
+        out[i] = v;
+    }
+    miss_at.into_iter().zip(fresh).collect()
+}
+
 /// Decompresses an author key, refusing invalid and weak (small-order) points.
 pub fn author_key(pk: &PublicKey) -> Option<VerifyingKey> {
     let key = VerifyingKey::from_bytes(&pk.0).ok()?;

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
-use ate_protocol::verify::{Ed25519Batch, SigItem, SignatureCheck};
+use ate_protocol::verify::{SigItem, SignatureCheck, check_with_known};
 
 type Key = ([u8; 32], [u8; 32], [u8; 64]);
 
@@ -67,33 +67,15 @@ fn key_of(item: &SigItem<'_>) -> Key {
 
 impl SignatureCheck for MemoCheck {
     fn check(&self, items: &[SigItem<'_>], out: &mut Vec<bool>) {
-        out.clear();
         // A poisoned lock only means another thread panicked mid-insert; the map is still a
         // valid cache of pure verdicts, so keep using it.
         let mut cache = match self.cache.lock() {
             Ok(c) => c,
             Err(p) => p.into_inner(),
         };
-        let mut misses: Vec<SigItem<'_>> = Vec::new();
-        let mut miss_at: Vec<usize> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            match cache.get(&key_of(item)) {
-                Some(&v) => out.push(v),
-                None => {
-                    out.push(false);
-                    misses.push(*item);
-                    miss_at.push(i);
-                }
-            }
-        }
-        if misses.is_empty() {
-            return;
-        }
-        let mut fresh = Vec::with_capacity(misses.len());
-        Ed25519Batch.check(&misses, &mut fresh);
-        for ((item, &i), &v) in misses.iter().zip(&miss_at).zip(&fresh) {
-            cache.insert(key_of(item), v);
-            out[i] = v;
+        let fresh = check_with_known(items, out, |item| cache.get(&key_of(item)).copied());
+        for (i, v) in fresh {
+            cache.insert(key_of(&items[i]), v);
         }
     }
 }
@@ -101,6 +83,7 @@ impl SignatureCheck for MemoCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ate_protocol::verify::Ed25519Batch;
     use ate_protocol::verify::author_key;
     use ate_protocol::{EventId, SecretKey, Signature};
 
