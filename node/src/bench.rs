@@ -129,6 +129,7 @@ fn ingest(a: &IngestArgs) -> anyhow::Result<()> {
         keys: a.keys,
         value_bytes: a.value_bytes,
         seed: 1,
+        root_acks: false,
     };
     if !a.json {
         eprintln!(

@@ -57,9 +57,17 @@ enum Command {
     /// Copies a chain's redo log from a running node into one self-checking file.
     #[command(after_help = "Example:\n  ate backup chainabc… notes.atebak --api 127.0.0.1:4180")]
     Backup(tools::BackupArgs),
-    /// Drops the bodies of superseded versions from a chain on a running node and rewrites its
-    /// redo log without them; headers and signatures stay, so the chain still verifies.
-    #[command(after_help = "Example:\n  ate compact chainabc… --api 127.0.0.1:4180")]
+    /// Drops the values of settled superseded versions from a chain on a running node and
+    /// rewrites its redo log without them; headers, signatures, keys and record links stay, so
+    /// the chain still verifies and peers still place every version.
+    #[command(
+        after_help = "A version's value is dropped only once a newer version of its record is settled: every\n\
+                      root and admin key has written an event that saw the newer version, and no revocation\n\
+                      or rotation is concurrent with it. Until then a revocation made without seeing the newer\n\
+                      version could bring the old one back, so its value is kept. An admin that never writes\n\
+                      keeps everything; the report says how many values were kept for this reason.\n\n\
+                      Example:\n  ate compact chainabc… --api 127.0.0.1:4180"
+    )]
     Compact(tools::CompactArgs),
     /// Restores a backup file into a data directory (verified in full before writing).
     #[command(after_help = "Example:\n  ate restore notes.atebak --data /var/lib/ate-restored")]

@@ -153,6 +153,10 @@ pub struct ChainStatus {
 pub struct CompactReport {
     /// Versions whose bodies were dropped by this compaction.
     pub pruned: usize,
+    /// Superseded versions kept whole because a newer one is not settled yet: some admin has
+    /// not written since it, or a revocation or rotation is concurrent with it (see
+    /// `ate_protocol::Replica::compact`).
+    pub unsettled: usize,
     /// Events without bodies now (from this and earlier compactions, or received so).
     pub compacted_total: usize,
     /// Body bytes freed in memory.

@@ -403,7 +403,7 @@ pub(crate) fn compact(a: CompactArgs) -> anyhow::Result<()> {
         println!("{body}");
     } else {
         println!(
-            "compacted {}: {} bodies dropped ({} bytes), {} events without bodies in all; log {} → {} bytes",
+            "compacted {}: {} values dropped ({} bytes), {} events without values in all; log {} → {} bytes",
             a.chain,
             body["pruned"],
             body["bytes_freed"],
@@ -411,6 +411,13 @@ pub(crate) fn compact(a: CompactArgs) -> anyhow::Result<()> {
             body["log_bytes_before"],
             body["log_bytes_after"]
         );
+        if body["unsettled"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "kept {} superseded values: a newer version is not yet settled (every admin and root \
+                 must have written since it, and no revocation or rotation may be concurrent with it)",
+                body["unsettled"]
+            );
+        }
     }
     Ok(())
 }

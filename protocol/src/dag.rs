@@ -8,10 +8,11 @@
 //! of bare slots hashed with a seeded hasher, so it costs ~5 bytes per event and an adversary
 //! who does not know the seed cannot aim collisions at it.
 //!
-//! Bodies can be absent: compaction drops the bodies of superseded versions, and a peer that
-//! compacted serves those events without them. Such a slot keeps its header fields and
-//! signature like any other; the body hash it can no longer compute is kept in a small sorted
-//! side table ([`Pruned`]), so only body-less events pay for it.
+//! Bodies can be absent: compaction drops the values of settled superseded versions, and a peer
+//! that compacted serves those events without them. Such a slot keeps its header fields and
+//! signature like any other, and in the arena, instead of the body, the put's *stub*
+//! (`head ‖ blake3(tail)`, see `event`): its key, record links and seal metadata, from which
+//! the header's body hash is recomputed.
 //!
 //! Each event also records the interned set of *admin events* (genesis, grants, revokes) in its
 //! causal past (see `admin_sets`). Grants and revokes are rare, so these sets are few and shared;
@@ -56,17 +57,6 @@ pub(crate) struct Meta {
     pub(crate) effective: bool,
     /// Whether the body is stored (false once compacted away, or if it arrived without one).
     pub(crate) has_body: bool,
-}
-
-/// What is kept of an event whose body is gone: the body hash (to rebuild the header) and,
-/// when this replica knew the body, the record links the view still needs (`previous` slot
-/// and record `seq`; `NONE` and 0 when the event arrived without its body).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Pruned {
-    pub(crate) slot: Slot,
-    pub(crate) previous: Slot,
-    pub(crate) seq: u64,
-    pub(crate) body_hash: [u8; 32],
 }
 
 /// A known author: the key, its decompressed form (decompression is slow, do it once), and
@@ -236,9 +226,10 @@ pub(crate) struct Dag {
     pub(crate) admin_sets: AdminSets,
     /// Events without children, by id (deterministic order).
     pub(crate) heads: std::collections::BTreeSet<EventId>,
+    /// Bytes in the arena: bodies, and stubs of compacted puts.
     pub(crate) body_bytes: u64,
-    /// Body-less events, sorted by slot.
-    pruned: Vec<Pruned>,
+    /// Number of events stored without their bodies (as stubs).
+    bodiless: usize,
 }
 
 impl Dag {
@@ -258,7 +249,7 @@ impl Dag {
             admin_sets,
             heads: Default::default(),
             body_bytes: 0,
-            pruned: Vec::new(),
+            bodiless: 0,
         }
     }
 
@@ -304,70 +295,97 @@ impl Dag {
         self.meta[slot as usize].has_body
     }
 
-    /// What is kept of a body-less event.
-    pub(crate) fn pruned(&self, slot: Slot) -> Option<&Pruned> {
-        let i = self.pruned.binary_search_by_key(&slot, |p| p.slot).ok()?;
-        self.pruned.get(i)
+    /// The stub of a put stored without its body (`None` when the body is here).
+    pub(crate) fn stub(&self, slot: Slot) -> Option<&[u8]> {
+        let m = &self.meta[slot as usize];
+        (!m.has_body).then(|| self.arena.get(m.body_at, m.body_len))
     }
 
     /// Number of body-less events.
     pub(crate) fn pruned_len(&self) -> usize {
-        self.pruned.len()
+        self.bodiless
     }
 
-    /// Drops the bodies of `drop` (slots that have one; each with the record links the view
-    /// keeps), then rewrites the arena without them. Returns the body bytes freed.
-    pub(crate) fn prune(&mut self, drop: &[(Slot, Slot, u64)]) -> u64 {
-        let mut freed = 0u64;
-        for &(slot, previous, seq) in drop {
+    /// Replaces the bodies of `drop` (puts that have one) by their stubs where the stub is
+    /// smaller (a value of 32 bytes or less is cheaper kept than hashed), then rewrites the
+    /// arena without the old bodies. Returns the slots compacted and the bytes freed.
+    pub(crate) fn prune(&mut self, drop: &[Slot]) -> (Vec<Slot>, u64) {
+        let mut stubs: hashbrown::HashMap<Slot, Vec<u8>> = hashbrown::HashMap::new();
+        for &slot in drop {
             let Some(m) = self.meta.get(slot as usize) else {
                 continue;
             };
-            if !m.has_body {
+            if !m.has_body || m.kind != BodyKind::Put {
                 continue;
             }
-            let body_hash = *blake3::hash(self.arena.get(m.body_at, m.body_len)).as_bytes();
-            freed += u64::from(m.body_len);
-            self.pruned.push(Pruned {
-                slot,
-                previous,
-                seq,
-                body_hash,
-            });
-            let m = &mut self.meta[slot as usize];
-            m.has_body = false;
-            m.body_len = 0;
-            m.body_at = 0;
-        }
-        self.pruned.sort_unstable_by_key(|p| p.slot);
-        self.pruned.dedup_by_key(|p| p.slot);
-        // Rewrite the arena so the memory is really given back (chunks are never reused).
-        let mut arena = Arena::default();
-        for m in &mut self.meta {
-            if m.has_body {
-                m.body_at = arena.push(self.arena.get(m.body_at, m.body_len));
+            let body = self.arena.get(m.body_at, m.body_len);
+            if let Some(stub) = crate::event::put_stub(body).filter(|s| s.len() < body.len()) {
+                stubs.insert(slot, stub);
             }
         }
+        // Rewrite the arena so the memory is really given back (chunks are never reused).
+        let mut arena = Arena::default();
+        let before = self.body_bytes;
+        let mut total = 0u64;
+        for (slot, m) in self.meta.iter_mut().enumerate() {
+            let bytes = match stubs.get(&(slot as Slot)) {
+                Some(stub) => {
+                    m.has_body = false;
+                    self.bodiless += 1;
+                    stub.as_slice()
+                }
+                None => self.arena.get(m.body_at, m.body_len),
+            };
+            m.body_at = arena.push(bytes);
+            m.body_len = bytes.len() as u32;
+            total += bytes.len() as u64;
+        }
         self.arena = arena;
-        self.body_bytes -= freed;
-        freed
+        self.body_bytes = total;
+        let mut done: Vec<Slot> = stubs.into_keys().collect();
+        done.sort_unstable();
+        (done, before.saturating_sub(total))
     }
 
     pub(crate) fn body(&self, slot: Slot) -> Option<Body> {
         postcard::from_bytes(self.body_bytes(slot)).ok()
     }
 
-    /// A put's record links: the slot of its `previous` (`NONE` for a first version, or when
-    /// unknown) and its record seq, read from the body or from what was kept when it was
-    /// pruned.
+    /// The head of a stored put: from its body or its stub. `None` for other kinds.
+    pub(crate) fn put_head(&self, slot: Slot) -> Option<crate::event::PutHead> {
+        match self.stub(slot) {
+            Some(stub) => crate::event::decode_stub(stub),
+            None => match self.body(slot)? {
+                Body::Put(p) => Some(crate::event::PutHead::of(&p)),
+                _ => None,
+            },
+        }
+    }
+
+    /// A stored put's key and links, borrowed from its body or stub (no allocation). `None`
+    /// for other kinds.
+    pub(crate) fn head_ref(&self, slot: Slot) -> Option<crate::event::PutHeadRef<'_>> {
+        let m = &self.meta[slot as usize];
+        if m.kind != BodyKind::Put {
+            return None;
+        }
+        let bytes = self.arena.get(m.body_at, m.body_len);
+        if m.has_body {
+            crate::event::PutHeadRef::of_body(bytes)
+        } else {
+            crate::event::PutHeadRef::of_stub(bytes)
+        }
+    }
+
+    /// A put's record links: the slot of its `previous` (`NONE` for a first version) and its
+    /// record seq, from its body or its stub.
     pub(crate) fn put_links(&self, slot: Slot) -> (Slot, u64) {
-        match self.body(slot) {
-            Some(Body::Put(p)) => (
-                p.previous.and_then(|q| self.slot(&q)).unwrap_or(NONE),
-                p.seq,
+        match self.head_ref(slot) {
+            Some(h) => (
+                h.previous.and_then(|q| self.slot(&q)).unwrap_or(NONE),
+                h.seq,
             ),
-            Some(_) => (NONE, 0),
-            None => self.pruned(slot).map_or((NONE, 0), |p| (p.previous, p.seq)),
+            None => (NONE, 0),
         }
     }
 
@@ -408,18 +426,13 @@ impl Dag {
             effective,
         } = at;
         let slot = self.ids.len() as Slot;
+        // A body-less event is a compacted put; its bytes are its stub.
         let has_body = ev.body.is_some();
-        let body: &[u8] = if has_body { &ev.body_bytes } else { &[] };
-        let body_at = if has_body { self.arena.push(body) } else { 0 };
+        let body: &[u8] = &ev.body_bytes;
+        let body_at = self.arena.push(body);
         self.body_bytes += body.len() as u64;
         if !has_body {
-            // Slots only grow, so pushing keeps the table sorted.
-            self.pruned.push(Pruned {
-                slot,
-                previous: NONE,
-                seq: 0,
-                body_hash: ev.header.body_hash,
-            });
+            self.bodiless += 1;
         }
         let parents_at = self.parent_slots.len() as u32;
         self.parent_slots.extend_from_slice(parents);
@@ -499,10 +512,9 @@ impl Dag {
                 .collect(),
             clock: m.clock,
             time_ms: m.time_ms,
-            body_hash: if m.has_body {
-                *blake3::hash(self.body_bytes(slot)).as_bytes()
-            } else {
-                self.pruned(slot).map_or([0; 32], |p| p.body_hash)
+            body_hash: match self.stub(slot) {
+                Some(stub) => crate::event::stub_body_hash(stub),
+                None => crate::event::body_hash(m.kind, self.body_bytes(slot)),
             },
             body_kind: m.kind,
         }
@@ -510,8 +522,9 @@ impl Dag {
 
     /// Rebuilds the full event (for serving peers and persistence).
     pub(crate) fn event(&self, slot: Slot) -> Event {
-        let body_bytes = self.body_bytes(slot).to_vec();
-        let body = if self.has_body(slot) {
+        let m = &self.meta[slot as usize];
+        let body_bytes = self.arena.get(m.body_at, m.body_len).to_vec();
+        let body = if m.has_body {
             postcard::from_bytes(&body_bytes).ok()
         } else {
             None
@@ -522,6 +535,60 @@ impl Dag {
             sig: self.sigs[slot as usize],
             body,
             body_bytes,
+        }
+    }
+
+    /// The slot of `author`'s last event: its first, followed along `next_by_author` (which
+    /// is the author's own chain when it never equivocated).
+    pub(crate) fn last_by_author(&self, author: u32) -> Option<Slot> {
+        let mut s = self.authors.get(author as usize)?.first;
+        if s == NONE {
+            return None;
+        }
+        while let Some(m) = self.meta.get(s as usize) {
+            if m.next_by_author == NONE {
+                break;
+            }
+            s = m.next_by_author;
+        }
+        Some(s)
+    }
+
+    /// Marks `slot` and its causal past (through parents and `prev`) in `mark`. Slots are in
+    /// dependency order, so one backward pass finds them all.
+    pub(crate) fn mark_past(&self, slot: Slot, mark: &mut [bool]) {
+        let Some(m) = mark.get_mut(slot as usize) else {
+            return;
+        };
+        *m = true;
+        for s in (0..=slot).rev() {
+            if !mark[s as usize] {
+                continue;
+            }
+            let prev = self.meta[s as usize].prev;
+            if prev != NONE {
+                mark[prev as usize] = true;
+            }
+            for &p in self.parents(s) {
+                mark[p as usize] = true;
+            }
+        }
+    }
+
+    /// Marks `slot` and every event that has it in its causal past in `mark` (one forward
+    /// pass, for the same reason).
+    pub(crate) fn mark_future(&self, slot: Slot, mark: &mut [bool]) {
+        let Some(m) = mark.get_mut(slot as usize) else {
+            return;
+        };
+        *m = true;
+        for s in slot + 1..self.len() as Slot {
+            let prev = self.meta[s as usize].prev;
+            let after = (prev != NONE && mark[prev as usize])
+                || self.parents(s).iter().any(|&p| mark[p as usize]);
+            if after {
+                mark[s as usize] = true;
+            }
         }
     }
 
@@ -566,6 +633,5 @@ impl Dag {
             + self.author_index.capacity() * 40
             + self.admin_sets.heap_bytes()
             + self.heads.len() * 48
-            + self.pruned.capacity() * std::mem::size_of::<Pruned>()
     }
 }

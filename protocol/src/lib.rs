@@ -40,7 +40,8 @@ pub mod workload;
 
 pub use builder::{Template, Writer, genesis, genesis_with_next};
 pub use event::{
-    Body, BodyKind, DecodeError, Event, Header, Params, PutValue, Rights, next_key_commitment,
+    Body, BodyKind, DecodeError, Event, Header, Params, PutHead, PutValue, Rights, ValueHead,
+    next_key_commitment,
 };
 pub use ids::{ChainId, EventId, IdParseError, PeerId, PublicKey, SecretKey, Signature};
 pub use queries::{SealInfo, Version, ViewRef};

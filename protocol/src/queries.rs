@@ -146,8 +146,19 @@ impl<'a> ViewRef<'a> {
                 (p.key, p.seq, value, deleted)
             }
             Some(_) => return None,
-            // Compacted: the view kept the key, the pruned table the seq.
-            None => (rec.key.to_string(), dag.pruned(slot)?.seq, None, false),
+            // Compacted: the stub keeps everything but the value.
+            None => {
+                let head = dag.put_head(slot)?;
+                if let crate::event::ValueHead::Sealed { scope, epoch, .. } = &head.value {
+                    sealed = Some(SealInfo {
+                        scope: scope.clone(),
+                        epoch: *epoch,
+                        opened: false,
+                    });
+                }
+                let deleted = head.is_tombstone();
+                (head.key, head.seq, None, deleted)
+            }
         };
         Some(Version {
             id: dag.id(slot),
@@ -203,10 +214,9 @@ impl<'a> ViewRef<'a> {
             .collect()
     }
 
-    /// A version by its event id (effective or not; see [`Version::effective`]). A version whose
-    /// body was compacted here comes back with [`Version::compacted`] set; one this replica
-    /// received without its body (from a peer that compacted) is outside the view: `None`, and
-    /// [`Replica::has_body`] says `Some(false)`.
+    /// A version by its event id (effective or not; see [`Version::effective`]). A version
+    /// whose body was compacted (here, or by the peer it came from) comes back without its
+    /// value and with [`Version::compacted`] set.
     pub fn get_by_id(&self, id: &EventId) -> Option<Version> {
         self.version(self.replica.dag.slot(id)?)
     }

@@ -433,40 +433,36 @@ impl Trust {
         self.authorized(sets, ctx, q, &|_| false)
     }
 
-    /// Acceptance of a put that arrived without its body (a peer compacted it away): its key
-    /// is unknown, so the most that can be checked is that `author` may write *some* key in
-    /// this causal past — it is a root, or it may still write the scope of a grant it holds
-    /// there. Every replica applies the same rule to a body-less event, so they agree; such a
-    /// put never has effect where its body is missing.
-    pub(crate) fn may_write_somewhere(
-        &mut self,
-        sets: &AdminSets,
-        author: &PublicKey,
-        at_set: u32,
-    ) -> bool {
-        if self.root_at(sets, author, at_set) {
-            return true;
+    /// Who could ever freeze a put, and the events that freeze: the keys that may come to hold
+    /// authority to revoke or rotate (genesis roots and revealed keys that have not rotated
+    /// away, and every holder of an `Admin` grant, live or not), and the ordinals of every
+    /// revocation and rotation. Compaction asks whether a version is beyond all of them.
+    pub(crate) fn freezers(&self) -> (Vec<PublicKey>, Vec<u32>) {
+        let mut keys: Vec<PublicKey> = self.roots.clone();
+        let mut rotated_away = Vec::new();
+        let mut freezes = Vec::new();
+        for (o, a) in self.admins.iter().enumerate() {
+            match &a.kind {
+                AdminKind::Grant {
+                    to,
+                    rights: Rights::Admin,
+                    ..
+                } => keys.push(*to),
+                AdminKind::Revoke { .. } => freezes.push(o as u32),
+                AdminKind::Rotate { old, new, .. } => {
+                    keys.push(*new);
+                    rotated_away.push(*old);
+                    freezes.push(o as u32);
+                }
+                _ => {}
+            }
         }
-        let scopes: Vec<String> = self
-            .grants_to
-            .get(author)
-            .into_iter()
-            .flatten()
-            .filter(|&&g| sets.contains(at_set, g))
-            .filter_map(|&g| match &self.admins.get(g as usize)?.kind {
-                AdminKind::Grant { scope, .. } => Some(scope.clone()),
-                _ => None,
-            })
-            .collect();
-        scopes.iter().any(|scope| {
-            let q = Question {
-                author,
-                target: Target::Key(scope),
-                need: Rights::Write,
-                at_set,
-            };
-            self.may(sets, q)
-        })
+        // A key that rotated away has no authority in anything after its rotation, and its
+        // events before it are in its rotation's past.
+        keys.retain(|k| !rotated_away.contains(k));
+        keys.sort();
+        keys.dedup();
+        (keys, freezes)
     }
 
     /// Recomputes the global authority state after a new admin event. Returns the keys whose

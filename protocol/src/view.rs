@@ -14,17 +14,12 @@
 //! The view stores slots only (4 bytes per version); values are decoded from the DAG's body
 //! arena when a query reads them.
 //!
-//! Compaction drops the bodies of superseded versions (effective versions with an effective
-//! successor, in records without a fork). The replica that compacts keeps their record
-//! links, so its view is unchanged;
-//! a replica that receives such a version *without* its body cannot know its key, so the
-//! version stays out of its view, and a later version naming it as `previous` starts a
-//! record of its own there (its prefix is then the oldest version that replica can see). What
-//! both still know exactly are the *leaves* — the effective versions without an effective
-//! successor, which compaction never touches — and from them every key's latest version. So
-//! [`View::digest`] hashes, per key, its leaves and the version the key resolves to: on full
-//! replicas the leaves determine every effective version (all others are their ancestors
-//! through `previous`), and the digest does not depend on which bodies are present.
+//! Compaction drops the values of settled superseded versions and keeps their stubs (key,
+//! record links, seal metadata; see `event`), so every replica — the one that compacted, and a
+//! peer that received such versions without their values — places every version in the same
+//! record. [`View::digest`] hashes, per key, its leaves (the effective versions without an
+//! effective successor) and the version the key resolves to: on full replicas the leaves
+//! determine every effective version (all others are their ancestors through `previous`).
 
 use std::collections::BTreeMap;
 
@@ -71,8 +66,9 @@ impl View {
         previous: Slot,
         seq: u64,
     ) -> u32 {
-        // A version whose previous is not in the view (it arrived without its body, so its
-        // key is unknown here) starts a record of its own.
+        // Every put is in the view and a version's previous is one of its dependencies, so
+        // `previous` is known; a first version (or, defensively, an unknown record) starts a
+        // record of its own.
         let known = (previous != NONE)
             .then(|| dag.meta(previous).aux)
             .filter(|&r| (r as usize) < self.records.len());
@@ -151,23 +147,35 @@ impl View {
             .max_by_key(|&r| rank(dag, self.records[r as usize].latest))
     }
 
-    /// Versions compaction may drop the body of, by slot: in a record without a fork (one
-    /// leaf), its effective versions other than that leaf, whose body is still here. Leaves —
-    /// every record's latest version among them, tombstones included — versions without effect
-    /// (a later revocation can restore them) and every version of a forked record keep their
-    /// bodies: a replica that receives a record's compacted versions without bodies cannot
-    /// link its branches, and can still resolve a linear record (its one leaf is its latest),
-    /// but not a fork whose branches differ in length.
-    pub(crate) fn superseded(&self, dag: &Dag) -> Vec<Slot> {
+    /// Versions compaction may drop the body of, by slot: those with a successor (a version
+    /// naming them as `previous`) that has effect and is `settled` (see `replica::compact`),
+    /// whose body is still here. Also returns how many versions have an effective successor
+    /// but none settled (they keep their bodies for now).
+    pub(crate) fn superseded(&self, dag: &Dag, settled: &[bool]) -> (Vec<Slot>, usize) {
         let mut out = Vec::new();
-        for r in self.records.iter().filter(|r| r.leaves.len() == 1) {
-            out.extend(r.versions.iter().copied().filter(|&s| {
-                let m = dag.meta(s);
-                m.effective && m.has_body && !r.leaves.contains(&s)
-            }));
+        let mut waiting = Vec::new();
+        for r in &self.records {
+            for &w in &r.versions {
+                if !dag.meta(w).effective {
+                    continue;
+                }
+                let (v, _) = dag.put_links(w);
+                if v == NONE || !dag.meta(v).has_body {
+                    continue;
+                }
+                if settled.get(w as usize).copied().unwrap_or(false) {
+                    out.push(v);
+                } else {
+                    waiting.push(v);
+                }
+            }
         }
         out.sort_unstable();
-        out
+        out.dedup();
+        waiting.sort_unstable();
+        waiting.dedup();
+        waiting.retain(|v| out.binary_search(v).is_err());
+        (out, waiting.len())
     }
 
     /// Whether a record has a fork (more than one leaf).

@@ -25,6 +25,10 @@ pub struct Spec {
     pub value_bytes: usize,
     /// Seed for keys and values.
     pub seed: u64,
+    /// The root writes the last event (a put of `acks/root`), so every earlier event is in
+    /// the causal past of an event by each admin but writer 1: what compaction waits for
+    /// before it drops a superseded value (see [`crate::Replica::compact`]).
+    pub root_acks: bool,
 }
 
 impl Default for Spec {
@@ -35,6 +39,7 @@ impl Default for Spec {
             keys: 1000,
             value_bytes: 100,
             seed: 1,
+            root_acks: false,
         }
     }
 }
@@ -160,7 +165,8 @@ pub fn generate(spec: &Spec) -> Generated {
     }
     let filler = "x".repeat(spec.value_bytes.saturating_sub(40));
     let mut n = 0u64;
-    while g.out.len() < spec.events {
+    let last = spec.events.saturating_sub(usize::from(spec.root_acks));
+    while g.out.len() < last {
         n += 1;
         let author = 1 + (mix(spec.seed ^ n) as usize % writers);
         let key = format!(
@@ -179,6 +185,15 @@ pub fn generate(spec: &Spec) -> Generated {
             value: PutValue::Json(value),
         });
         g.emit(author, body, n.is_multiple_of(4));
+    }
+    if spec.root_acks && g.out.len() < spec.events {
+        let body = Body::Put(Put {
+            key: "acks/root".into(),
+            previous: None,
+            seq: 0,
+            value: PutValue::Json(format!("{{\"seen\":{}}}", g.out.len())),
+        });
+        g.emit(0, body, false);
     }
     Generated {
         genesis: genesis.encode(),

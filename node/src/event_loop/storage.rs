@@ -342,6 +342,7 @@ impl EventLoop {
         let done = c.replica.compact();
         let mut report = crate::node::CompactReport {
             pruned: done.pruned.len(),
+            unsettled: done.unsettled,
             compacted_total: c.replica.compacted_len(),
             bytes_freed: done.bytes_freed,
             log_bytes_before: 0,

@@ -114,7 +114,7 @@ impl Dag {
         }
         e.u32s(&self.parent_slots);
         e.len(self.body_bytes as usize);
-        for m in self.meta.iter().filter(|m| m.has_body) {
+        for m in &self.meta {
             e.raw(self.arena.get(m.body_at, m.body_len));
         }
         e.len(self.authors.len());
@@ -130,13 +130,6 @@ impl Dag {
         e.len(self.heads.len());
         for h in &self.heads {
             e.id(h);
-        }
-        e.len(self.pruned.len());
-        for p in &self.pruned {
-            e.u32(p.slot);
-            e.u32(p.previous);
-            e.u64(p.seq);
-            e.raw(&p.body_hash);
         }
     }
 
@@ -185,18 +178,8 @@ impl Dag {
         let heads = (0..n_heads)
             .map(|_| d.id())
             .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
-        let n_pruned = d.count(4 + 4 + 8 + 32)?;
-        let mut pruned = Vec::with_capacity(n_pruned);
-        for _ in 0..n_pruned {
-            pruned.push(Pruned {
-                slot: d.u32()?,
-                previous: d.u32()?,
-                seq: d.u64()?,
-                body_hash: d.array()?,
-            });
-        }
         let arena = check_events(&mut meta, &parent_slots, bodies, authors.len(), &admin_sets)?;
-        check_pruned(&meta, &pruned)?;
+        let bodiless = meta.iter().filter(|m| !m.has_body).count();
         let mut dag = Dag {
             hasher: foldhash::quality::FixedState::with_seed(hash_seed),
             table: HashTable::with_capacity(n),
@@ -210,7 +193,7 @@ impl Dag {
             admin_sets,
             heads,
             body_bytes: bodies.len() as u64,
-            pruned,
+            bodiless,
         };
         let hasher = &dag.hasher;
         let ids = &dag.ids;
@@ -309,12 +292,6 @@ fn check_events(
         }
         m.parents_at = parents_at as u32;
         parents_at += len;
-        if !m.has_body {
-            if m.kind != BodyKind::Put || m.body_len != 0 {
-                return Err(Corrupt("only puts may lack a body"));
-            }
-            continue;
-        }
         let blen = m.body_len as usize;
         if blen > HARD_MAX_EVENT_BYTES {
             return Err(Corrupt("body larger than any event"));
@@ -322,6 +299,10 @@ fn check_events(
         let body = bodies
             .get(body_at..body_at + blen)
             .ok_or(Corrupt("bodies end early"))?;
+        // A body-less event is a compacted put, stored as its stub; the view reads its head.
+        if !m.has_body && (m.kind != BodyKind::Put || crate::event::decode_stub(body).is_none()) {
+            return Err(Corrupt("a body-less event is not a compacted put"));
+        }
         body_at += blen;
         m.body_at = arena.push(body);
     }
@@ -329,24 +310,6 @@ fn check_events(
         return Err(Corrupt("parent slots or bodies left over"));
     }
     Ok(arena)
-}
-
-fn check_pruned(meta: &[Meta], pruned: &[Pruned]) -> Result<(), Corrupt> {
-    if pruned.windows(2).any(|w| w[0].slot >= w[1].slot) {
-        return Err(Corrupt("pruned table is not sorted"));
-    }
-    for p in pruned {
-        let m = meta
-            .get(p.slot as usize)
-            .ok_or(Corrupt("pruned slot out of range"))?;
-        if m.has_body || (p.previous != NONE && p.previous >= p.slot) {
-            return Err(Corrupt("pruned entry does not match its event"));
-        }
-    }
-    if meta.iter().filter(|m| !m.has_body).count() != pruned.len() {
-        return Err(Corrupt("a body-less event has no pruned entry"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

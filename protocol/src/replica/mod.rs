@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use crate::dag::{Dag, NONE, Placement, Slot};
-use crate::event::{Body, BodyKind, DecodeError, Event, Params, Rights};
+use crate::event::{Body, BodyKind, DecodeError, Event, Params, Rights, ValueHead};
 use crate::ids::{ChainId, EventId, PeerId, PublicKey};
 use crate::pending::{Pending, Waiting};
 use crate::trust::{AdminEvent, AdminKind, Question, Target, Trust};
@@ -373,9 +373,15 @@ impl Replica {
         let mut parents = Vec::with_capacity(ev.header.parents.len());
         let mut deps: Vec<&EventId> = ev.header.parents.iter().collect();
         deps.extend(ev.header.prev.as_ref());
+        // A compacted put names its previous version in its stub.
+        let stub_previous = match &ev.body {
+            None => ev.put_head().and_then(|h| h.previous),
+            Some(_) => None,
+        };
         if let Some(Body::Put(p)) = &ev.body {
             deps.extend(p.previous.as_ref());
         }
+        deps.extend(stub_previous.as_ref());
         for (i, d) in deps.iter().enumerate() {
             match self.dag.slot(d) {
                 Some(s) if i < ev.header.parents.len() => parents.push(s),
@@ -444,26 +450,43 @@ impl Replica {
             at_set = self.dag.admin_sets.union(at_set, pm.admin_set);
         }
         let Some(body) = &ev.body else {
-            // A body-less put: its key is unknown, so the most that can be asked is whether the
-            // author may write anything here. It never has effect in this replica's view.
-            if self
-                .trust
-                .may_write_somewhere(&self.dag.admin_sets, &h.author, at_set)
+            // A compacted put: its stub (verified against the header on decode) gives its key,
+            // links and seal metadata, so it is checked like any put; only its value is missing.
+            let Some(head) = ev.put_head() else {
+                return Err(Reason::MissingBody);
+            };
+            self.check_previous(&head.key, head.previous, head.seq, h.clock)?;
+            if let ValueHead::Sealed {
+                scope,
+                epoch,
+                key_id,
+            } = &head.value
             {
-                return Ok(at_set);
+                let sets = &self.dag.admin_sets;
+                let ok = self.trust.check_seal(sets, scope, *epoch, key_id, at_set);
+                ok.map_err(|why| refused(h, Rights::Write, &head.key, why))?;
             }
-            return Err(Reason::NotAuthorized {
-                author: h.author.short(),
+            let q = Question {
+                author: &h.author,
+                target: Target::Key(&head.key),
                 need: Rights::Write,
-                target: "(a compacted version: any key)".into(),
-            });
+                at_set,
+            };
+            if !self.trust.may(&self.dag.admin_sets, q) {
+                return Err(Reason::NotAuthorized {
+                    author: h.author.short(),
+                    need: Rights::Write,
+                    target: head.key,
+                });
+            }
+            return Ok(at_set);
         };
         let (target, need) = match body {
             Body::Genesis(_) => {
                 return Err(Reason::Decode(DecodeError::BadHeader("a second genesis")));
             }
             Body::Put(p) => {
-                self.check_previous(p, h.clock)?;
+                self.check_previous(&p.key, p.previous, p.seq, h.clock)?;
                 if let crate::event::PutValue::Sealed(s) = &p.value {
                     let sets = &self.dag.admin_sets;
                     let ok = self
@@ -507,8 +530,14 @@ impl Replica {
         Ok(at_set)
     }
 
-    fn check_previous(&self, p: &crate::event::Put, clock: u64) -> Result<(), Reason> {
-        let Some(prev_id) = p.previous else {
+    fn check_previous(
+        &self,
+        key: &str,
+        previous: Option<EventId>,
+        seq: u64,
+        clock: u64,
+    ) -> Result<(), Reason> {
+        let Some(prev_id) = previous else {
             return Ok(());
         };
         let Some(slot) = self.dag.slot(&prev_id) else {
@@ -520,30 +549,12 @@ impl Replica {
         if self.dag.meta(slot).clock >= clock {
             return Err(Reason::BadPrevious("not older than this version"));
         }
-        if !self.dag.has_body(slot) {
-            // Its body was compacted away. If this replica knew it, the view still has its key
-            // and the pruned table its seq; if it arrived without a body, neither can be checked
-            // here (a replica that has the body checks them).
-            let m = self.dag.meta(slot);
-            let Some(rec) = self.view.records.get(m.aux as usize) else {
-                return Ok(());
-            };
-            let seq = self.dag.pruned(slot).map_or(0, |q| q.seq);
-            return if *rec.key != *p.key {
-                Err(Reason::BadPrevious("another key"))
-            } else if seq + 1 != p.seq {
-                Err(Reason::BadPrevious("seq is not previous.seq + 1"))
-            } else {
-                Ok(())
-            };
-        }
-        match self.dag.body(slot) {
-            Some(Body::Put(q)) if q.key != p.key => Err(Reason::BadPrevious("another key")),
-            Some(Body::Put(q)) if q.seq + 1 != p.seq => {
-                Err(Reason::BadPrevious("seq is not previous.seq + 1"))
-            }
-            Some(Body::Put(_)) => Ok(()),
-            _ => Err(Reason::BadPrevious("unreadable")),
+        // From its body, or its stub if it was compacted: both carry key and seq.
+        match self.dag.head_ref(slot) {
+            Some(q) if q.key != key => Err(Reason::BadPrevious("another key")),
+            Some(q) if q.seq + 1 != seq => Err(Reason::BadPrevious("seq is not previous.seq + 1")),
+            Some(_) => Ok(()),
+            None => Err(Reason::BadPrevious("unreadable")),
         }
     }
 
@@ -552,12 +563,27 @@ impl Replica {
             return;
         };
         let slot_next = self.dag.len() as Slot;
+        let head = match &ev.body {
+            Some(Body::Put(p)) => Some((p.key.as_str(), p.previous, p.seq)),
+            _ => None,
+        };
+        let stub_head = match &ev.body {
+            None => ev.put_head(),
+            Some(_) => None,
+        };
+        let head = head.or(stub_head
+            .as_ref()
+            .map(|h| (h.key.as_str(), h.previous, h.seq)));
         match &ev.body {
-            Some(Body::Put(p)) => {
+            Some(Body::Put(_)) | None => {
+                // A put, with its body or compacted to its stub: placed in the view alike.
+                let Some((key, previous, seq)) = head else {
+                    return;
+                };
                 let effective = self.trust.put_has_effect(
                     &self.dag.admin_sets,
                     &ev.header.author,
-                    &p.key,
+                    key,
                     slot_next,
                     at_set,
                 );
@@ -570,30 +596,17 @@ impl Replica {
                     effective,
                 };
                 let (slot, other) = self.dag.insert(&ev, at);
-                let previous = p.previous.and_then(|q| self.dag.slot(&q)).unwrap_or(NONE);
-                let rec = self.view.insert(&self.dag, slot, &p.key, previous, p.seq);
+                let previous = previous.and_then(|q| self.dag.slot(&q)).unwrap_or(NONE);
+                let rec = self.view.insert(&self.dag, slot, key, previous, seq);
                 self.dag.meta[slot as usize].aux = rec;
                 self.note_equivocation(slot, other);
                 if effective {
                     self.out.push(Output::Changed(ViewChange {
-                        key: p.key.clone(),
+                        key: key.to_string(),
                         id: ev.id,
                         kind: ChangeKind::Added,
                     }));
                 }
-            }
-            None if ev.header.body_kind == BodyKind::Put => {
-                // Stored for the chain of trust and for peers, outside the view (key unknown).
-                let at = Placement {
-                    author,
-                    prev,
-                    parents,
-                    admin_set: at_set,
-                    aux: NONE,
-                    effective: false,
-                };
-                let (slot, other) = self.dag.insert(&ev, at);
-                self.note_equivocation(slot, other);
             }
             Some(Body::Grant(_) | Body::Revoke(_) | Body::ReadKeyShare(_) | Body::Rotate(_)) => {
                 let ordinal = self.trust.admins.len() as u32;
@@ -696,9 +709,7 @@ impl Replica {
             if m.kind != BodyKind::Put || !idx.contains(&m.author) {
                 continue;
             }
-            // A compacted version keeps its key in the view; one that arrived without a body
-            // is outside the view and has no effect to change.
-            let Some(record_key) = self.put_key(slot) else {
+            let Some(record_key) = self.dag.head_ref(slot).map(|h| h.key.to_string()) else {
                 continue;
             };
             let key = self.dag.author_key(slot);
@@ -727,18 +738,6 @@ impl Replica {
         for rec in touched {
             let dag = &self.dag;
             self.view.rebuild(dag, rec, &|s| dag.put_links(s));
-        }
-    }
-
-    /// The record key of a stored put: from its body, or from the view if it was compacted.
-    fn put_key(&self, slot: Slot) -> Option<String> {
-        match self.dag.body(slot) {
-            Some(Body::Put(p)) => Some(p.key),
-            Some(_) => None,
-            None => {
-                let rec = self.view.records.get(self.dag.meta(slot).aux as usize)?;
-                Some(rec.key.to_string())
-            }
         }
     }
 

@@ -17,6 +17,7 @@ fn chain(events: usize) -> Generated {
         keys: 200,
         value_bytes: 40,
         seed: 7,
+        root_acks: false,
     })
 }
 

@@ -20,8 +20,8 @@
 //! checksum = blake3::derive_key("ate v1 snapshot", the 96 bytes before it ‖ content)
 //! content  = DAG ‖ trust ‖ view ‖ stats ‖ equivocations
 //! DAG      = n u64 ‖ ids [n×32] ‖ signatures [n×64] ‖ event fields [n×51]
-//!            ‖ parent slots (u64 count, u32s) ‖ bodies (u64 length, bytes in slot order)
-//!            ‖ authors ‖ admin sets ‖ heads ‖ pruned-body table
+//!            ‖ parent slots (u64 count, u32s) ‖ bodies (u64 length, bytes in slot order;
+//!              a compacted put's stub in place of its body) ‖ authors ‖ admin sets ‖ heads
 //! ```
 //! Bulk arrays are raw blocks, so writing and reading them are copies; see `dag/snapshot.rs`,
 //! `trust/snapshot.rs` and `view/snapshot.rs` for the sections.
@@ -30,7 +30,7 @@ use super::*;
 use crate::codec::{Corrupt, Dec, Enc};
 
 /// The snapshot format this code writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"ATESNAP\0";
 /// Bytes before the content: magic, version, flags, chain, events, last, length, checksum.
 const HEADER_BYTES: usize = 8 + 4 + 4 + 32 + 8 + 32 + 8 + 32;
@@ -328,8 +328,7 @@ fn check_cross_links(dag: &Dag, trust: &Trust, view: &View) -> Result<(), Corrup
     for (s, m) in dag.meta.iter().enumerate() {
         match m.kind {
             BodyKind::Put => {
-                let in_view = (m.aux as usize) < view.records.len();
-                if !(in_view || (m.aux == NONE && !m.has_body)) {
+                if (m.aux as usize) >= view.records.len() {
                     return Err(Corrupt("a put's record is out of range"));
                 }
             }

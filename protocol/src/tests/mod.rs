@@ -9,7 +9,7 @@ mod sealing;
 mod snapshot;
 mod trust_rules;
 
-use crate::event::{Body, Event, Params, PutValue, Rights};
+use crate::event::{Event, Params, PutValue, Rights};
 use crate::ids::{EventId, PeerId, PublicKey, SecretKey};
 use crate::replica::{Config, Input, Output, Replica, Verdict};
 use crate::{Compaction, Template, Writer, genesis};
