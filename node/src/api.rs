@@ -90,6 +90,8 @@ pub fn router(client: Client) -> Router {
         .route("/v1/chains/{chain}/changes", get(changes))
         .route("/v1/chains/{chain}/backup", get(backup))
         .route("/v1/chains/{chain}/compact", post(compact))
+        .route("/v1/chains/{chain}/read-epoch", get(read_epoch))
+        .route("/v1/chains/{chain}/shares", get(shares))
         .route("/metrics", get(metrics))
         .with_state(client)
 }
@@ -446,6 +448,96 @@ impl std::io::Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The newest epoch of a read scope (`GET …/read-epoch?scope=P`): what an admin needs to
+/// share it or start the next one, and what a writer needs to seal under it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReadEpochAnswer {
+    /// The scope asked about.
+    pub scope: String,
+    /// The newest epoch; `None` before the scope's first share.
+    pub epoch: Option<u64>,
+    /// The epoch's key ids, hex (more than one if two admins started it concurrently).
+    pub key_ids: Vec<String>,
+    /// The epoch's readers, as `reader…` text.
+    pub readers: Vec<String>,
+}
+
+/// Read key share events addressed to one reader (`GET …/shares?reader=pk…[&scope=P]`), as
+/// hex envelopes in acceptance order. The node cannot open them; the reader's client does.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SharesAnswer {
+    /// The share events.
+    pub events: Vec<String>,
+}
+
+/// At most this many shares in one answer (a reader has one per scope and epoch).
+pub const MAX_SHARES_PER_ANSWER: usize = 10_000;
+
+#[derive(Deserialize)]
+struct ScopeQuery {
+    scope: Option<String>,
+    reader: Option<String>,
+}
+
+async fn read_epoch(
+    State(c): State<Client>,
+    Path(chain): Path<String>,
+    Query(q): Query<ScopeQuery>,
+) -> ApiResult<ReadEpochAnswer> {
+    let chain = parse_chain(&chain)?;
+    let scope = q
+        .scope
+        .ok_or_else(|| bad("missing `scope`: the read scope (a key prefix; '' for all)"))?;
+    let s = scope.clone();
+    let epoch = c.read(chain, move |r| r.read_epoch(&s)).await?;
+    Ok(Json(ReadEpochAnswer {
+        scope,
+        epoch: epoch.as_ref().map(|e| e.epoch),
+        key_ids: epoch
+            .iter()
+            .flat_map(|e| &e.key_ids)
+            .map(|k| to_hex(k))
+            .collect(),
+        readers: epoch
+            .iter()
+            .flat_map(|e| &e.readers)
+            .map(|r| r.to_text())
+            .collect(),
+    }))
+}
+
+async fn shares(
+    State(c): State<Client>,
+    Path(chain): Path<String>,
+    Query(q): Query<ScopeQuery>,
+) -> ApiResult<SharesAnswer> {
+    let chain = parse_chain(&chain)?;
+    let reader: PublicKey = q
+        .reader
+        .ok_or_else(|| bad("missing `reader`: the reader's public key (pk…)"))?
+        .parse()
+        .map_err(|e| bad(format!("reader: {e}")))?;
+    let scope = q.scope;
+    let events = c
+        .read(chain, move |r| {
+            r.read_key_shares()
+                .into_iter()
+                .filter(|(_, s)| s.reader == reader)
+                .filter(|(_, s)| scope.as_ref().is_none_or(|p| s.scope == *p))
+                .filter_map(|(id, _)| r.event(&id))
+                .take(MAX_SHARES_PER_ANSWER + 1)
+                .map(|ev| to_hex(&ev.encode()))
+                .collect::<Vec<_>>()
+        })
+        .await?;
+    if events.len() > MAX_SHARES_PER_ANSWER {
+        return Err(bad(format!(
+            "over {MAX_SHARES_PER_ANSWER} shares for this reader; ask for one scope (`scope=`)"
+        )));
+    }
+    Ok(Json(SharesAnswer { events }))
 }
 
 async fn metrics(State(c): State<Client>) -> Result<String, ApiError> {

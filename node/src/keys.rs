@@ -1,44 +1,23 @@
 //! Key files: an identity's secret keys as text, created with mode 0600, refused when
 //! group- or world-readable (as ssh does), so a leaked file permission is caught early.
 //!
-//! Format (one key per line):
-//! ```text
-//! sk<base32 of the 32-byte ed25519 seed>           signing: events, grants, shares
-//! rs<base32 of the 64-byte ML-KEM-768 seed d ‖ z>  reading: opens read key shares (DESIGN §6)
-//! ```
-//! Files written before sealed values have only the first line; they still sign, and reader
-//! commands say the file has no reader key. The secrets never leave the client: the node is
-//! never a reader, and the CLI opens sealed values locally.
+//! The format and the public text forms (`pk…`, `reader…`, `next…`) are described and
+//! parsed in [`text`], which does no IO. The secrets never leave the client: the node is never
+//! a reader, and the CLI opens sealed values locally.
+
+pub mod text;
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use ate_protocol::SecretKey;
-use ate_protocol::seal::{Reader, ReaderSecret};
+use ate_protocol::seal::ReaderSecret;
 
-/// The text prefix of the reader (ML-KEM-768) line of a key file.
-const READER_PREFIX: &str = "rs";
-
-/// Everything a key file holds.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The ed25519 signing key.
-    pub signing: SecretKey,
-    /// The ML-KEM-768 decapsulation key (absent in files written before sealed values).
-    pub reader: Option<ReaderSecret>,
-}
+pub use text::{Identity, KeyFileError, KeyTextError, MAX_KEY_FILE_BYTES};
 
 impl Identity {
-    /// The public reader identity (`reader…` text), if the file has a reader key.
-    pub fn reader_public(&self) -> Option<Reader> {
-        Some(Reader {
-            id: self.signing.public(),
-            kem: self.reader.as_ref()?.public(),
-        })
-    }
-
     /// The reader key, or an error that says how to get one.
     pub fn reader_secret(&self, path: &Path) -> anyhow::Result<&ReaderSecret> {
         self.reader.as_ref().with_context(|| {
@@ -78,17 +57,13 @@ pub fn create_identity(path: &Path) -> anyhow::Result<Identity> {
             path.display()
         )
     })?;
-    writeln!(f, "{}", key.to_text())?;
-    writeln!(
-        f,
-        "{READER_PREFIX}{}",
-        ate_protocol::seal::base32_encode(reader.seed())
-    )?;
-    f.sync_all()?;
-    Ok(Identity {
+    let id = Identity {
         signing: key,
         reader: Some(reader),
-    })
+    };
+    f.write_all(id.to_file_text().as_bytes())?;
+    f.sync_all()?;
+    Ok(id)
 }
 
 /// Reads a key file's signing key, refusing a file that others can read.
@@ -113,26 +88,20 @@ pub fn load_identity(path: &Path) -> anyhow::Result<Identity> {
             );
         }
     }
-    if meta.len() > 4096 {
-        bail!("{} is not an ate key file (too large)", path.display());
-    }
-    let text = fs::read_to_string(path)
+    // Read one byte past the limit, so a huge file is refused without reading it all.
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_KEY_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
         .with_context(|| format!("cannot read key file {}", path.display()))?;
-    let not_key = || format!("{} is not an ate key file", path.display());
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let signing = SecretKey::from_text(lines.next().unwrap_or_default()).with_context(not_key)?;
-    let reader = match lines.next() {
-        None => None,
-        Some(line) => {
-            let seed = line
-                .strip_prefix(READER_PREFIX)
-                .and_then(ate_protocol::seal::base32_decode)
-                .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
-                .with_context(not_key)?;
-            Some(ReaderSecret::from_seed(seed))
-        }
-    };
-    Ok(Identity { signing, reader })
+    Identity::from_file_bytes(&bytes).with_context(|| {
+        format!(
+            "{} is not an ate key file (make one with `ate key new`)",
+            path.display()
+        )
+    })
 }
 
 fn getrandom_seed(seed: &mut [u8; 32]) -> anyhow::Result<()> {
