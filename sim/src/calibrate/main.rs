@@ -69,7 +69,8 @@ pub(crate) struct Cli {
     /// Seed of keys and record keys (and of the simulator run).
     #[arg(long)]
     seed: Option<u64>,
-    /// Largest accepted relative difference between sim and real delivery p50 and p99.
+    /// Largest accepted relative difference between sim and real delivery and convergence
+    /// p50 and p99.
     #[arg(long, default_value_t = 0.2)]
     pub(crate) tolerance: f64,
     /// Skip the real runs: derive and compare from a `real.json` an earlier run wrote.
