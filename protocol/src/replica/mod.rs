@@ -331,9 +331,7 @@ impl Replica {
                         self.forget_invalid(id, &mut queue);
                     }
                     Ok(at_set) => {
-                        let clock = ev.header.clock;
                         self.store(ev, &bytes, prev, &parents, at_set);
-                        self.recon_insert(clock, id);
                         self.out.push(Output::Persist {
                             id,
                             bytes: bytes.clone(),
