@@ -568,13 +568,14 @@ impl Replica {
         let slot_next = self.dag.len() as Slot;
         match &ev.body {
             Some(Body::Put(p)) => {
-                let effective = self.trust.put_has_effect(
-                    &self.dag.admin_sets,
-                    &ev.header.author,
-                    &p.key,
-                    slot_next,
-                    at_set,
-                );
+                // `validate` accepted it; unless something was revoked or rotated, that
+                // means it has effect (see `Trust::nothing_cut`): one authority pass, not two.
+                let has_effect = |trust: &Trust| {
+                    let sets = &self.dag.admin_sets;
+                    trust.put_has_effect(sets, &ev.header.author, &p.key, slot_next, at_set)
+                };
+                let effective = self.trust.nothing_cut() || has_effect(&self.trust);
+                debug_assert_eq!(effective, has_effect(&self.trust), "effect ≠ acceptance");
                 let at = Placement {
                     author,
                     prev,
