@@ -48,7 +48,7 @@ pub use queries::{SealInfo, Version, ViewRef};
 pub use query::{Condition, Order, QueryError};
 pub use replica::{
     ChangeKind, Compaction, Config, Equivocation, Input, Millis, Output, Reason, Replica,
-    SnapshotError, SnapshotInfo, Stats, SyncMsg, Verdict, ViewChange,
+    SharedEnvelope, SnapshotError, SnapshotInfo, Stats, SyncMsg, Verdict, ViewChange,
 };
 pub use serde_json;
 

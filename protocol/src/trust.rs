@@ -497,6 +497,16 @@ impl Trust {
         changed
     }
 
+    /// Whether every accepted put has effect, so [`Trust::put_has_effect`] need not run for
+    /// a put [`Trust::may`] just accepted. True when no revocation is in effect and no rotation
+    /// is stored: then rule 3's extra conditions (cut by a revocation, frozen by a rotation)
+    /// hold vacuously for the global state, and a grant live in a put's causal past is live
+    /// globally too (by induction in `(clock, id)` order: its liveness rests on grants in its
+    /// own causal past, and only revocations can make the global state refuse one).
+    pub(crate) fn nothing_cut(&self) -> bool {
+        self.global.revokes_of.is_empty() && self.global.rotated.is_empty()
+    }
+
     /// Effect of a put by `author` on `key` at `slot` (admin set `at_set`), under the global
     /// state.
     pub(crate) fn put_has_effect(

@@ -59,6 +59,10 @@ impl World {
         let root = key(&mut self.rng);
         let g = ate_protocol::genesis(&sc.name, &root, &[], Params::default(), self.seed, 0);
         self.genesis = g.encode();
+        self.chain = ate_protocol::ChainId(g.id.0);
+        if let Some(ate_protocol::Body::Genesis(b)) = &g.body {
+            self.params = b.params;
+        }
         self.actors.root = Some(root);
         let w = sc.workload.writers;
         for i in 0..w {
@@ -309,9 +313,7 @@ impl World {
 
     /// Pushes attacker bytes to every connected peer, as a gossip message.
     fn inject(&mut self, n: u32, bytes: Vec<u8>) {
-        let params = Params::default();
-        let chain = ate_protocol::ChainId(self.genesis_id());
-        let (id, class) = match Event::decode(Some(&chain), &bytes, &params) {
+        let (id, class) = match Event::decode(Some(&self.chain), &bytes, &self.params) {
             Ok(ev) if self.by_id.contains_key(&ev.id) => (ev.id, Class::Valid),
             Ok(ev) => (ev.id, Class::Invalid),
             Err(_) => {
@@ -325,21 +327,11 @@ impl World {
         self.publish(n, i);
     }
 
-    fn genesis_id(&self) -> [u8; 32] {
-        let p = Params {
-            max_event_bytes: 1 << 20,
-            max_key_bytes: 1 << 20,
-        };
-        Event::decode(None, &self.genesis, &p)
-            .map(|e| e.id.0)
-            .unwrap_or_default()
-    }
-
     /// The shadow attack: a copy of message `i` with a flipped signature byte, pushed to every
     /// peer. It carries the genuine event's id, so a peer that sees it first rejects it *and*
     /// files the id in its seen cache, dropping the genuine copy when it arrives.
     pub(crate) fn shadow(&mut self, n: u32, i: u32) {
-        let mut b = self.msgs[i as usize].bytes.clone();
+        let mut b = self.msgs[i as usize].env.bytes().to_vec();
         // The signature sits right after the header: varint length, header, 64 bytes.
         let (len, skip) = match (b.first(), b.get(1)) {
             (Some(&x), _) if x < 0x80 => (usize::from(x), 1),
@@ -445,7 +437,7 @@ impl World {
         }
         let events: Vec<Vec<u8>> = pick
             .iter()
-            .map(|&i| self.msgs[i as usize].bytes.clone())
+            .map(|&i| self.msgs[i as usize].env.bytes().to_vec())
             .collect();
         if let Some(&p) = self.live_peers(n).first() {
             let msg = ate_protocol::SyncMsg::Events {

@@ -41,7 +41,17 @@ pub(crate) struct Done {
 /// One replica call at simulated time `at`.
 pub(crate) fn handle(rep: &mut Replica, at: Micros, input: Input) -> Done {
     let before = rep.len();
-    let outs = rep.handle(at / 1000, input);
+    let mut outs = rep.handle(at / 1000, input);
+    // What the simulator never reads is dropped here, on the thread that allocated it:
+    // memory freed on another thread contends for the allocator's lock of this one.
+    outs.retain_mut(|o| match o {
+        Output::Persist { bytes, .. } => {
+            *bytes = Vec::new();
+            true
+        }
+        Output::Changed(_) => false,
+        _ => true,
+    });
     Done {
         before,
         after: rep.len(),
@@ -50,8 +60,11 @@ pub(crate) fn handle(rep: &mut Replica, at: Micros, input: Input) -> Done {
     }
 }
 
+/// Polls for a worker's results before sleeping, at most (some tens of µs).
+const SPINS: usize = 2000;
+
 /// Fewer jobs than this run on the calling thread (spawning would cost more).
-const MIN_PARALLEL_JOBS: usize = 8;
+const MIN_PARALLEL_JOBS: usize = 16;
 
 impl World {
     /// The shortest delay the network model can give a message, µs (0 when batching must
@@ -122,24 +135,24 @@ impl World {
         }
         // Each node's jobs go to one thread, in order; a node goes to the thread with the
         // fewest jobs so far (deterministic, and the result does not depend on it anyway).
-        let mut owner: crate::memo::FastMap<u32, usize> = Default::default();
+        // Its replica travels with it; a job names the replica by its place in the share.
+        let mut owner: crate::memo::FastMap<u32, (usize, usize)> = Default::default();
         let mut load = vec![0usize; threads];
-        let mut shares: Vec<Vec<(usize, Job)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (k, j) in jobs.into_iter().enumerate() {
-            let t = *owner
-                .entry(j.node)
-                .or_insert_with(|| (0..threads).min_by_key(|&t| (load[t], t)).unwrap_or(0));
-            load[t] += 1;
-            shares[t].push((k, j));
-        }
-        // Take the replicas out, so each thread owns the ones it works on.
+        let mut shares: Vec<Vec<(usize, usize, Job)>> = (0..threads).map(|_| Vec::new()).collect();
         let mut reps: Vec<Vec<(u32, Box<Replica>)>> = (0..threads).map(|_| Vec::new()).collect();
-        let mut nodes: Vec<(u32, usize)> = owner.into_iter().collect();
-        nodes.sort_unstable();
-        for (node, t) in nodes {
-            if let Some(r) = self.nodes[node as usize].replica.take() {
-                reps[t].push((node, r));
-            }
+        for (k, j) in jobs.into_iter().enumerate() {
+            let (t, at) = *owner.entry(j.node).or_insert_with(|| {
+                let t = (0..threads).min_by_key(|&t| (load[t], t)).unwrap_or(0);
+                match self.nodes[j.node as usize].replica.take() {
+                    Some(r) => {
+                        reps[t].push((j.node, r));
+                        (t, reps[t].len() - 1)
+                    }
+                    None => (t, usize::MAX),
+                }
+            });
+            load[t] += 1;
+            shares[t].push((k, at, j));
         }
         // This thread takes the first share; the pool's workers the others.
         let mut shares = shares.into_iter();
@@ -177,11 +190,12 @@ impl World {
     }
 }
 
-/// One thread's share of the jobs (with their indices), in order, on the replicas it holds.
-fn work(share: Vec<(usize, Job)>, reps: &mut [(u32, Box<Replica>)]) -> Vec<(usize, Done)> {
+/// One thread's share of the jobs (with their indices and their replica's place in `reps`),
+/// in order, on the replicas it holds.
+fn work(share: Vec<(usize, usize, Job)>, reps: &mut [(u32, Box<Replica>)]) -> Vec<(usize, Done)> {
     let mut done = Vec::with_capacity(share.len());
-    for (k, j) in share {
-        if let Some((_, rep)) = reps.iter_mut().find(|(n, _)| *n == j.node) {
+    for (k, at, j) in share {
+        if let Some((_, rep)) = reps.get_mut(at) {
             done.push((k, handle(rep, j.at, j.input)));
         }
     }
@@ -190,7 +204,7 @@ fn work(share: Vec<(usize, Job)>, reps: &mut [(u32, Box<Replica>)]) -> Vec<(usiz
 
 /// When, where and for which gossip message a job ran (what phase 3 needs).
 type Meta = (Micros, u32, Option<(u32, u32)>);
-type Share = (Vec<(usize, Job)>, Vec<(u32, Box<Replica>)>);
+type Share = (Vec<(usize, usize, Job)>, Vec<(u32, Box<Replica>)>);
 type Back = (Vec<(usize, Done)>, Vec<(u32, Box<Replica>)>);
 
 /// Worker threads that live as long as the world: spawning threads for every batch cost more
@@ -233,10 +247,22 @@ impl Pool {
         sent
     }
 
-    /// The results of the first `sent` workers.
+    /// The results of the first `sent` workers. The shares are even, so a worker is
+    /// usually done within microseconds of this thread: it polls a while before sleeping,
+    /// since being woken up costs more than that (a system call on each side, and the
+    /// wake-up latency on every batch).
     fn collect(&self, sent: usize) -> Vec<Back> {
         (self.from.iter().take(sent))
-            .filter_map(|rx| rx.recv().ok())
+            .filter_map(|rx| {
+                for _ in 0..SPINS {
+                    match rx.try_recv() {
+                        Ok(back) => return Some(back),
+                        Err(std::sync::mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+                    }
+                }
+                rx.recv().ok()
+            })
             .collect()
     }
 }

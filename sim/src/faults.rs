@@ -214,7 +214,7 @@ impl World {
         if !log.is_empty() {
             let envs = log
                 .iter()
-                .map(|&i| self.msgs[i as usize].bytes.clone())
+                .map(|&i| self.msgs[i as usize].env.bytes().to_vec())
                 .collect();
             // Replay re-persists what it accepts, rebuilding the log.
             self.feed(n, Input::Replay(envs), None);

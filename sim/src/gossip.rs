@@ -93,10 +93,9 @@ impl World {
 
     /// Hands gossip message `i` from `from` to node `to`'s replica.
     fn judge(&mut self, to: u32, from: u32, i: u32) {
-        let bytes = self.msgs[i as usize].bytes.clone();
-        let input = Input::Gossip {
+        let input = Input::GossipDecoded {
             from: PeerId(u64::from(from)),
-            bytes,
+            envelope: self.msgs[i as usize].env.clone(),
         };
         self.feed(to, input, Some((i, from)));
     }
@@ -209,7 +208,7 @@ impl World {
 
     fn index_of_bytes(&self, bytes: &[u8]) -> Option<u32> {
         let i = *self.actors.last_local.as_ref()?;
-        (self.msgs[i as usize].bytes == bytes).then_some(i)
+        (self.msgs[i as usize].env.bytes() == bytes).then_some(i)
     }
 
     fn on_verdict(

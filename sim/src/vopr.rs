@@ -143,7 +143,7 @@ impl World {
     /// A fresh replica fed every message ever injected: what all nodes must end up with.
     fn reference(&mut self) -> Option<Box<Replica>> {
         let mut r = self.new_replica(u32::MAX)?;
-        let all: Vec<Vec<u8>> = self.msgs.iter().map(|m| m.bytes.clone()).collect();
+        let all: Vec<Vec<u8>> = self.msgs.iter().map(|m| m.env.bytes().to_vec()).collect();
         let _ = r.handle(self.now / 1000, Input::Replay(all));
         Some(r)
     }

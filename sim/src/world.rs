@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use ate_protocol::{EventId, PeerId, Replica, SyncMsg};
+use ate_protocol::{ChainId, EventId, Params, PeerId, Replica, SharedEnvelope, SyncMsg};
 
 use crate::memo::{FastMap, FastSet, MemoCheck};
 use crate::queue::{Entry, Queue};
@@ -40,7 +40,10 @@ pub(crate) enum Class {
 #[derive(Debug)]
 pub(crate) struct Msg {
     pub(crate) id: EventId,
-    pub(crate) bytes: Vec<u8>,
+    /// The envelope, decoded once for all the replicas it is handed to.
+    pub(crate) env: SharedEnvelope,
+    /// Its length in bytes.
+    pub(crate) len: u32,
     pub(crate) created: Micros,
     pub(crate) class: Class,
     /// The gossip message id (DESIGN §5: the event id), as the index of the first message
@@ -238,6 +241,9 @@ pub(crate) struct World {
     pub(crate) by_id: FastMap<EventId, u32>,
     pub(crate) invalid_ids: FastSet<EventId>,
     pub(crate) genesis: Vec<u8>,
+    /// The chain and its params (what messages are decoded for).
+    pub(crate) chain: ChainId,
+    pub(crate) params: Params,
     pub(crate) checker: Arc<MemoCheck>,
     pub(crate) counters: Counters,
     /// Per-delivery latency, µs (node accepted the event − event created).
@@ -376,7 +382,7 @@ impl World {
     pub(crate) fn wire_size(&self, wire: &Wire) -> usize {
         const FRAME: usize = 24;
         match wire {
-            Wire::Gossip(i) => FRAME + 40 + self.msgs[*i as usize].bytes.len(),
+            Wire::Gossip(i) => FRAME + 40 + self.msgs[*i as usize].len as usize,
             Wire::IHave(ids) => FRAME + 8 + 32 * ids.len(),
             Wire::IWant(ids) => FRAME + 8 + 32 * ids.len(),
             Wire::Sync(m) => FRAME + crate::size::sync_size(m),
@@ -456,7 +462,8 @@ impl World {
         }
         self.msgs.push(Msg {
             id,
-            bytes,
+            len: bytes.len() as u32,
+            env: SharedEnvelope::decode(self.chain, self.params, bytes),
             created: self.now,
             class,
             gid: i,
@@ -482,7 +489,8 @@ impl World {
         let (id, gid) = (m.id, m.gid);
         self.msgs.push(Msg {
             id,
-            bytes,
+            len: bytes.len() as u32,
+            env: SharedEnvelope::decode(self.chain, self.params, bytes),
             created: self.now,
             class: Class::Shadow,
             gid,
@@ -537,6 +545,8 @@ impl World {
             by_id: FastMap::default(),
             invalid_ids: FastSet::default(),
             genesis: Vec::new(),
+            chain: ChainId([0; 32]),
+            params: Params::default(),
             checker: Arc::new(MemoCheck::default()),
             counters: Counters::default(),
             latencies: Vec::new(),

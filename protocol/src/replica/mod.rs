@@ -26,12 +26,14 @@ use crate::verify::{Ed25519Batch, SigItem, SignatureCheck};
 use crate::view::View;
 
 mod compact;
+mod decoded;
 mod getters;
 mod recon;
 mod snapshot;
 mod sync;
 mod types;
 pub use compact::Compaction;
+pub use decoded::SharedEnvelope;
 pub use recon::PeerSyncInfo;
 pub use snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotError, SnapshotInfo};
 pub use types::*;
@@ -152,6 +154,7 @@ impl Replica {
                 self.ingest(now, None, batch.collect(), true);
             }
             Input::Gossip { from, bytes } => self.on_bytes(now, Some(from), vec![bytes]),
+            Input::GossipDecoded { from, envelope } => self.on_decoded(now, from, &envelope),
             Input::Fetched { from, events } => self.on_bytes(now, Some(from), events),
             Input::Replay(events) => self.on_bytes(now, None, events),
             Input::Sync { from, msg } => self.on_sync(now, from, msg),
@@ -171,18 +174,31 @@ impl Replica {
         let chain = self.chain;
         let mut decoded = Vec::with_capacity(events.len());
         for b in events {
-            match Event::decode(Some(&chain), &b, &self.params) {
-                // Our own genesis comes back in sync answers; it is not an error to see it.
-                Err(DecodeError::BadHeader(_))
-                    if crate::event::envelope_id(None, &b)
-                        .is_some_and(|(id, _)| id.0 == chain.0) =>
-                {
-                    self.verdict(from, Some(id_of(&chain)), Verdict::Duplicate)
-                }
-                res => decoded.push((res, b)),
-            }
+            let res = Event::decode(Some(&chain), &b, &self.params);
+            self.sort_decoded(from, res, b, &mut decoded);
         }
         self.ingest(now, from, decoded, false);
+    }
+
+    /// Files a decoded envelope for [`Replica::ingest`], except our own genesis: it comes
+    /// back in sync answers, and it is not an error to see it.
+    fn sort_decoded(
+        &mut self,
+        from: Option<PeerId>,
+        res: Result<Event, DecodeError>,
+        bytes: Vec<u8>,
+        into: &mut Vec<(Result<Event, DecodeError>, Vec<u8>)>,
+    ) {
+        let chain = self.chain;
+        match res {
+            Err(DecodeError::BadHeader(_))
+                if crate::event::envelope_id(None, &bytes)
+                    .is_some_and(|(id, _)| id.0 == chain.0) =>
+            {
+                self.verdict(from, Some(id_of(&chain)), Verdict::Duplicate)
+            }
+            res => into.push((res, bytes)),
+        }
     }
 
     fn verdict(&mut self, from: Option<PeerId>, id: Option<EventId>, verdict: Verdict) {
@@ -315,9 +331,7 @@ impl Replica {
                         self.forget_invalid(id, &mut queue);
                     }
                     Ok(at_set) => {
-                        let clock = ev.header.clock;
                         self.store(ev, &bytes, prev, &parents, at_set);
-                        self.recon_insert(clock, id);
                         self.out.push(Output::Persist {
                             id,
                             bytes: bytes.clone(),
@@ -580,13 +594,14 @@ impl Replica {
                 let Some((key, previous, seq)) = head else {
                     return;
                 };
-                let effective = self.trust.put_has_effect(
-                    &self.dag.admin_sets,
-                    &ev.header.author,
-                    key,
-                    slot_next,
-                    at_set,
-                );
+                // `validate` accepted it; unless something was revoked or rotated, that
+                // means it has effect (see `Trust::nothing_cut`): one authority pass, not two.
+                let has_effect = |trust: &Trust| {
+                    let sets = &self.dag.admin_sets;
+                    trust.put_has_effect(sets, &ev.header.author, key, slot_next, at_set)
+                };
+                let effective = self.trust.nothing_cut() || has_effect(&self.trust);
+                debug_assert_eq!(effective, has_effect(&self.trust), "effect ≠ acceptance");
                 let at = Placement {
                     author,
                     prev,

@@ -189,6 +189,14 @@ pub enum Input {
         /// The envelope.
         bytes: Vec<u8>,
     },
+    /// An event received on the gossip topic and decoded already, by a caller that hands
+    /// the same envelope to many replicas of the chain (see [`crate::SharedEnvelope`]).
+    GossipDecoded {
+        /// Who relayed it.
+        from: PeerId,
+        /// The envelope and its decoding.
+        envelope: super::SharedEnvelope,
+    },
     /// A sync message from a peer.
     Sync {
         /// The peer.
