@@ -423,17 +423,17 @@ impl Replica {
             return;
         };
         let slot_next = self.dag.len() as Slot;
-        let head = match &ev.body {
-            Some(Body::Put(p)) => Some((p.key.as_str(), p.previous, p.seq)),
+        // A put's key and links: from its body, or from its stub if it came compacted.
+        let stub_head = if ev.body.is_none() {
+            ev.put_head()
+        } else {
+            None
+        };
+        let head = match (&ev.body, &stub_head) {
+            (Some(Body::Put(p)), _) => Some((p.key.as_str(), p.previous, p.seq)),
+            (None, Some(h)) => Some((h.key.as_str(), h.previous, h.seq)),
             _ => None,
         };
-        let stub_head = match &ev.body {
-            None => ev.put_head(),
-            Some(_) => None,
-        };
-        let head = head.or(stub_head
-            .as_ref()
-            .map(|h| (h.key.as_str(), h.previous, h.seq)));
         match &ev.body {
             Some(Body::Put(_)) | None => {
                 // A put, with its body or compacted to its stub: placed in the view alike.
