@@ -262,6 +262,11 @@ pub struct Session {
     started_ms: u64,
     last_ms: u64,
     stats: SessionStats,
+    /// Every id this session has named (in `we_lack` or `peer_lacks`). A deferral fingerprints
+    /// everything from its start to the end of the key space, so ranges settled in earlier
+    /// rounds come back into play and their differences would be found again; they are named
+    /// once. Grows with the difference, which the caller holds anyway.
+    named: std::collections::BTreeSet<EventId>,
 }
 
 impl fmt::Debug for Session {
@@ -385,9 +390,11 @@ impl Session {
         self.stats
     }
 
-    /// Heap bytes the session holds (its last message's ranges; bounded by `max_msg_bytes`).
+    /// Heap bytes the session holds: its last message's ranges (bounded by `max_msg_bytes`)
+    /// and the ids it has named (the difference found so far; at most what `max_rounds`
+    /// messages can list), at ~48 bytes each in the set.
     pub fn heap_bytes(&self) -> usize {
-        self.asked.capacity()
+        self.asked.capacity() + self.named.len() * 48
     }
 
     fn new(role: Role, cfg: &ReconConfig, nonce: &[u8; 16], now_ms: u64) -> Session {
@@ -401,6 +408,7 @@ impl Session {
             started_ms: now_ms,
             last_ms: now_ms,
             stats: SessionStats::default(),
+            named: std::collections::BTreeSet::new(),
         }
     }
 
@@ -475,7 +483,9 @@ impl Session {
         if check && let Err(e) = check_asked(&ranges, &self.questions()) {
             return self.fail(e);
         }
-        let outcome = self.process(index, ranges);
+        let mut outcome = self.process(index, ranges);
+        outcome.we_lack.retain(|id| self.named.insert(*id));
+        outcome.peer_lacks.retain(|id| self.named.insert(*id));
         self.stats.we_lack += outcome.we_lack.len() as u64;
         self.stats.peer_lacks += outcome.peer_lacks.len() as u64;
         let mut step = Step {
