@@ -30,9 +30,17 @@ pub(crate) fn topic_for(chain: &ChainId) -> IdentTopic {
     IdentTopic::new(format!("ate/1/{chain}"))
 }
 
-fn gossip_config() -> anyhow::Result<gossipsub::Config> {
-    gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(500))
+fn gossip_config(mesh: Option<usize>) -> anyhow::Result<gossipsub::Config> {
+    let mut b = gossipsub::ConfigBuilder::default();
+    if let Some(n) = mesh {
+        // gossipsub's rules: outbound_min ≤ mesh_n_low ≤ mesh_n ≤ mesh_n_high, and
+        // outbound_min ≤ mesh_n / 2.
+        b.mesh_n(n)
+            .mesh_n_low(n - 1)
+            .mesh_n_high(2 * n)
+            .mesh_outbound_min((n / 2).min(2));
+    }
+    b.heartbeat_interval(Duration::from_millis(500))
         // Events are signed by their authors; gossipsub's own signatures would only cost time.
         .validation_mode(ValidationMode::Anonymous)
         // The replica validates; gossipsub forwards only what it accepts.
@@ -56,7 +64,7 @@ fn identity(config: &NodeConfig) -> anyhow::Result<Keypair> {
 }
 
 pub(crate) fn build_swarm(config: &NodeConfig) -> anyhow::Result<Swarm<Behaviour>> {
-    let gossip_cfg = gossip_config()?;
+    let gossip_cfg = gossip_config(config.gossip_mesh)?;
     let use_mdns = config.mdns;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(identity(config)?)
         .with_tokio()

@@ -51,6 +51,10 @@ pub struct NodeConfig {
     /// Where the logs are kept, instead of files under `data` (tests inject faults this way;
     /// `data` must still be set to turn persistence on).
     pub storage: Option<std::sync::Arc<dyn ate_store::Backend>>,
+    /// Gossipsub mesh degree (`mesh_n`; default 6). Changing it changes how many copies of
+    /// each message a node receives, which is how `ate-calibrate` separates the CPU cost per
+    /// message from the cost per event.
+    pub gossip_mesh: Option<usize>,
 }
 
 impl NodeConfig {
@@ -84,6 +88,7 @@ impl Default for NodeConfig {
             repair: false,
             storage: None,
             snapshot_every: 100_000,
+            gossip_mesh: None,
         }
     }
 }

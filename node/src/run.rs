@@ -66,6 +66,9 @@ pub(crate) struct RunArgs {
     /// Seconds between re-resolutions of --join names.
     #[arg(long)]
     join_interval_secs: Option<u64>,
+    /// Gossipsub mesh degree (default 6). For measurements (`ate-calibrate`); leave it alone.
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u16).range(2..=32))]
+    gossip_mesh: Option<u16>,
 }
 
 impl RunArgs {
@@ -102,6 +105,7 @@ impl RunArgs {
                 self.follow
             },
             join_interval_secs: self.join_interval_secs.or(file.join_interval_secs),
+            gossip_mesh: self.gossip_mesh,
         })
     }
 }
@@ -155,6 +159,7 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
         repair: args.repair,
         storage: None,
         snapshot_every: args.snapshot_every.unwrap_or(100_000),
+        gossip_mesh: args.gossip_mesh.map(usize::from),
     };
     let api = args
         .api

@@ -52,6 +52,8 @@ pub(crate) struct Layout {
     pub(crate) dns_port: u16,
     /// Logs and the hosts file.
     pub(crate) dir: PathBuf,
+    /// Extra arguments for every `ate node run`.
+    pub(crate) node_args: Vec<String>,
 }
 
 impl Layout {
@@ -153,6 +155,7 @@ impl Cluster {
             .args(["--dns-server", &l.dns().to_string()])
             // One resolution at start is enough: every later node dials the earlier ones.
             .args(["--join-interval-secs", "3600"])
+            .args(&l.node_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)

@@ -57,11 +57,30 @@ pub(crate) fn derive(
     seed: u64,
     big_runs: &[RealRun],
     small_runs: &[RealRun],
+    mesh: Option<(&Scenario, &[RealRun])>,
 ) -> Costs {
-    let m = big.node.cpu_per_msg_us;
     let cpu = |r: &[RealRun]| real(r, |x| x.nodes_cpu_ms_per_put) * 1e3;
     let (cb, cs) = (cpu(big_runs), cpu(small_runs));
     let (gb, gs) = (msgs_per_put(big, seed), msgs_per_put(small, seed));
+    // Per message: the same nodes with another mesh degree receive another number of copies
+    // of each put; the CPU difference over the message difference is the cost of one.
+    let m = match mesh {
+        Some((sc, runs)) => {
+            let (cm, gm) = (cpu(runs), msgs_per_put(sc, seed));
+            let m = if (gb - gm).abs() > 1.0 {
+                ((cb - cm) / (gb - gm)).max(0.0)
+            } else {
+                big.node.cpu_per_msg_us
+            };
+            println!(
+                "CPU per put: {cb:.0} µs with mesh degree {} ({gb:.1} gossip messages), {cm:.0} µs \
+                 with {} ({gm:.1}) → cpu_per_msg_us = {m:.0}",
+                big.gossip.d, sc.gossip.d
+            );
+            m
+        }
+        None => big.node.cpu_per_msg_us,
+    };
     let e = ((cb - cs - m * (gb - gs)) / (big.nodes - small.nodes) as f64).max(0.0);
     println!(
         "CPU per put: {cb:.0} µs with {} nodes ({gb:.1} gossip messages), {cs:.0} µs with {} \

@@ -51,6 +51,11 @@ pub(crate) struct Cli {
     /// CPU a node spends per put it receives (default: half the scenario's nodes).
     #[arg(long)]
     small: Option<usize>,
+    /// Gossip mesh degree of a third cluster (full size), whose CPU per put against the full
+    /// cluster's (mesh degree 6) gives the CPU a node spends per message it receives; 0 skips
+    /// it and keeps the scenario's `cpu_per_msg_us`.
+    #[arg(long, default_value_t = 3)]
+    mesh: usize,
     /// First node address (node i gets this + i; DNS listens on this - 1).
     #[arg(long, default_value = "127.0.0.50")]
     base_ip: std::net::Ipv4Addr,
@@ -127,27 +132,59 @@ fn run(cli: &Cli) -> Result<bool> {
     small
         .validate()
         .map_err(|m| anyhow::anyhow!("with {small_n} nodes: {m}"))?;
-    let (big_runs, small_runs): (Vec<RealRun>, Vec<RealRun>) = match &cli.from {
+    // The same cluster with another gossip mesh degree: same nodes, fewer copies per message.
+    let mut meshed = sc.clone();
+    if cli.mesh > 0 {
+        meshed.gossip.d = cli.mesh;
+        meshed.gossip.d_low = cli.mesh.saturating_sub(1).max(1);
+        meshed.gossip.d_high = 2 * cli.mesh;
+        meshed
+            .validate()
+            .map_err(|m| anyhow::anyhow!("with gossip mesh {}: {m}", cli.mesh))?;
+    }
+    type Runs = Vec<RealRun>;
+    let (big_runs, small_runs, mesh_runs): (Runs, Runs, Runs) = match &cli.from {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| {
-                format!("{} is not a real.json of ate-calibrate", path.display())
-            })?
+            // Files from before the mesh cluster hold two sets.
+            serde_json::from_str::<(Runs, Runs, Runs)>(&text)
+                .or_else(|_| {
+                    serde_json::from_str::<(Runs, Runs)>(&text).map(|(b, s)| (b, s, Vec::new()))
+                })
+                .with_context(|| {
+                    format!("{} is not a real.json of ate-calibrate", path.display())
+                })?
         }
         None => {
-            let big_runs = measure_runs(cli, &sc, seed, "big")?;
-            let small_runs = measure_runs(cli, &small, seed, "small")?;
-            write_json(&cli.out.join("real.json"), &(&big_runs, &small_runs))?;
-            (big_runs, small_runs)
+            let big_runs = measure_runs(cli, &sc, seed, "big", &[])?;
+            let small_runs = measure_runs(cli, &small, seed, "small", &[])?;
+            let mesh_runs = if cli.mesh > 0 {
+                let arg = ["--gossip-mesh".to_string(), cli.mesh.to_string()];
+                measure_runs(cli, &meshed, seed, "mesh", &arg)?
+            } else {
+                Vec::new()
+            };
+            write_json(
+                &cli.out.join("real.json"),
+                &(&big_runs, &small_runs, &mesh_runs),
+            )?;
+            (big_runs, small_runs, mesh_runs)
         }
     };
-    let costs = fit::derive(&sc, &small, seed, &big_runs, &small_runs);
+    let mesh = (!mesh_runs.is_empty()).then_some((&meshed, mesh_runs.as_slice()));
+    let costs = fit::derive(&sc, &small, seed, &big_runs, &small_runs, mesh);
     fit::compare(cli, &sc, seed, &big_runs, &costs)
 }
 
 /// `cli.runs` fresh clusters of `sc.nodes` nodes.
-fn measure_runs(cli: &Cli, sc: &ate_sim::Scenario, seed: u64, tag: &str) -> Result<Vec<RealRun>> {
+fn measure_runs(
+    cli: &Cli,
+    sc: &ate_sim::Scenario,
+    seed: u64,
+    tag: &str,
+    node_args: &[String],
+) -> Result<Vec<RealRun>> {
     let mut runs = Vec::new();
     for r in 0..cli.runs {
         let layout = cluster::Layout {
@@ -157,6 +194,7 @@ fn measure_runs(cli: &Cli, sc: &ate_sim::Scenario, seed: u64, tag: &str) -> Resu
             api_port: cli.api_port,
             dns_port: cli.dns_port,
             dir: cli.out.join(format!("{tag}-run{r}")),
+            node_args: node_args.to_vec(),
         };
         let one = measure(cli, sc, layout, seed + r as u64)?;
         println!(
