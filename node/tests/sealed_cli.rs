@@ -10,7 +10,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use common::*;
 
@@ -57,20 +56,7 @@ fn private_file(path: &Path, bytes: &[u8]) {
 #[test]
 fn share_seal_unshare_and_rotate_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let _node = node(
-        None,
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            API,
-            "--no-mdns",
-        ],
-        &dir.path().join("node.log"),
-    );
-    wait_for("the API", Duration::from_secs(20), || {
-        api_up(API).then_some(())
-    });
+    let _node = loopback_node(API, &[], &dir.path().join("node.log"));
     let file = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let [root, next, after, bob, eve] =
         ["root.key", "next.key", "after.key", "bob.key", "eve.key"].map(file);
@@ -353,20 +339,7 @@ fn share_seal_unshare_and_rotate_through_the_cli() {
 fn read_key_endpoints_refuse_bad_requests_with_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let api = "127.0.0.1:14272";
-    let _node = node(
-        None,
-        &[
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-            "--api",
-            api,
-            "--no-mdns",
-        ],
-        &dir.path().join("node.log"),
-    );
-    wait_for("the API", Duration::from_secs(20), || {
-        api_up(api).then_some(())
-    });
+    let _node = loopback_node(api, &[], &dir.path().join("node.log"));
     let key = dir.path().join("root.key");
     let key = key.to_str().unwrap();
     ok(&ate(None, &["key", "new", key]));

@@ -192,3 +192,21 @@ pub fn accepted_all(v: &serde_json::Value, n: usize) -> bool {
                 .all(|x| matches!(x["verdict"].as_str(), Some("valid" | "duplicate")))
     })
 }
+
+/// Starts `ate node run` on loopback (no mDNS) with its API on `api`, plus `extra` flags, and
+/// waits until the API answers.
+pub fn loopback_node(api: &str, extra: &[&str], log: &Path) -> Proc {
+    let mut args = vec![
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--api",
+        api,
+        "--no-mdns",
+    ];
+    args.extend_from_slice(extra);
+    let proc = node(None, &args, log);
+    wait_for("the API", Duration::from_secs(20), || {
+        api_up(api).then_some(())
+    });
+    proc
+}
