@@ -52,6 +52,11 @@ impl World {
             self.nodes[b.0 as usize].byzantine = true;
         }
         self.cores = vec![0; self.sc.node.host_cores];
+        if self.sc.node.host_cores > 0
+            && self.sc.node.host_sharing == crate::scenario::HostSharing::Fair
+        {
+            self.fair = Some(crate::host::FairHost::new(self.sc.node.host_cores));
+        }
         self.connect();
         for a in 0..n as u32 {
             self.nodes[a as usize].peers.sort_unstable();

@@ -70,12 +70,20 @@ impl World {
             return;
         }
         let batch = std::mem::take(&mut node.batch);
-        let cost = self.sc.node.cpu_per_event_us;
+        let m = &self.sc.node;
+        let cost = m.cpu_per_event_us * (1.0 - m.cpu_after_share);
         if cost > 0.0 {
-            let done = self.cpu(n, (cost * batch.len() as f64) as u64);
+            let work = (cost * batch.len() as f64) as u64;
             let batch = batch.into_boxed_slice();
-            let node = n;
-            self.schedule(done, Ev::Validate { node, epoch, batch });
+            self.cpu(
+                n,
+                work,
+                Some(Ev::Validate {
+                    node: n,
+                    epoch,
+                    batch,
+                }),
+            );
         } else {
             self.validate(n, epoch, &batch);
         }
@@ -88,6 +96,12 @@ impl World {
         }
         for &(i, from) in batch {
             self.judge(n, from, i);
+        }
+        let m = &self.sc.node;
+        let after = m.cpu_per_event_us * m.cpu_after_share;
+        if after > 0.0 {
+            // Nothing waits for it: it only keeps the node's (and a shared host's) cores busy.
+            self.cpu(n, (after * batch.len() as f64) as u64, None);
         }
     }
 
@@ -257,7 +271,7 @@ impl World {
             self.latencies.push(lat32);
             if self.actors.last_local != Some(i) {
                 if msg.put {
-                    self.put_latencies.push(lat32);
+                    self.put_latencies.push((i, lat32));
                 }
                 let first = &mut self.first_accept[i as usize];
                 if *first == 0 {

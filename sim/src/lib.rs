@@ -31,6 +31,7 @@ mod actors;
 mod batch;
 mod faults;
 mod gossip;
+mod host;
 pub mod memo;
 pub mod plot;
 mod queue;

@@ -76,12 +76,38 @@ impl PutFigures {
         };
         PutFigures {
             delivery_ms: Dist::of(
-                w.put_latencies.iter().map(|&x| u64::from(x)).collect(),
+                w.put_latencies.iter().map(|&(_, x)| u64::from(x)).collect(),
                 1e-3,
             ),
             first_ms: per_put(&w.first_accept),
             convergence_ms: per_put(&w.last_accept),
         }
+    }
+}
+
+/// The median time until the k-th other node has a put (k = 1, 2, …): a put's receivers
+/// sorted by when they accepted it, and the median of each rank over the puts, ms. It shows
+/// where the spread between the first and the last receiver comes from (`ate-calibrate`).
+pub fn rank_profile(per_put: &mut [Vec<u64>]) -> Vec<f64> {
+    let ranks = per_put.iter().map(Vec::len).max().unwrap_or(0);
+    per_put.iter_mut().for_each(|v| v.sort_unstable());
+    (0..ranks)
+        .map(|k| {
+            let at: Vec<u64> = per_put.iter().filter_map(|v| v.get(k).copied()).collect();
+            Dist::of(at, 1e-3).p50
+        })
+        .collect()
+}
+
+impl PutFigures {
+    /// The rank profile of the workload's puts in a finished world.
+    pub(crate) fn ranks(w: &World) -> Vec<f64> {
+        let mut by_put: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+        for &(i, lat) in &w.put_latencies {
+            by_put.entry(i).or_default().push(u64::from(lat));
+        }
+        let mut v: Vec<Vec<u64>> = by_put.into_values().collect();
+        rank_profile(&mut v)
     }
 }
 

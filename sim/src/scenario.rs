@@ -147,12 +147,33 @@ pub struct NodeModel {
     pub cpu_per_msg_us: f64,
     /// CPU per gossip event the replica validates (decode, signature, rules, forwarding), µs.
     pub cpu_per_event_us: f64,
+    /// The share of `cpu_per_event_us` a node spends after the event is accepted (and
+    /// forwarded): the rest of the work a real node does per event, such as encrypting the
+    /// forwarded copies, serving change streams and waking tasks. It delays what the node (and
+    /// on a shared host, the others) does next, not this event's acceptance. 0: all before.
+    pub cpu_after_share: f64,
     /// CPU costs vary: each is drawn from an exponential distribution with the configured
     /// mean (cache misses, scheduling, other work on the host), instead of being exact.
     pub cpu_exponential: bool,
-    /// Every node runs on one host with this many cores, shared first come first served
-    /// (processes on one machine, as in the loopback calibration); 0: a CPU per node.
+    /// Every node runs on one host with this many cores (processes on one machine, as in the
+    /// loopback calibration); 0: a CPU per node.
     pub host_cores: usize,
+    /// How the host's cores are shared ([`HostSharing`]).
+    pub host_sharing: HostSharing,
+}
+
+/// How the nodes on one host share its cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostSharing {
+    /// First come first served: a task takes the first free core and runs to its end, and a
+    /// node does one thing at a time.
+    #[default]
+    Fifo,
+    /// Every task that wants CPU runs at once, each at `cores / tasks` of a core (at most
+    /// one), as Linux's scheduler shares a machine between processes; a node's tasks run side
+    /// by side (a real node has several threads).
+    Fair,
 }
 
 /// Honest users: writers with grants, an admin revoking, late joiners.
@@ -365,7 +386,7 @@ impl Scenario {
         let g = &self.gossip;
         let byz: usize = self.adversaries.iter().map(|a| a.nodes).sum();
         let m = &self.node;
-        let checks: [(bool, String); 10] = [
+        let checks: [(bool, String); 11] = [
             (self.nodes >= 2, "`nodes` must be at least 2".into()),
             (
                 !n.regions.is_empty()
@@ -400,6 +421,10 @@ impl Scenario {
                 "`node.linger_ms`, `timer_tick_ms`, `cpu_per_msg_us` and `cpu_per_event_us` \
                  must not be negative"
                     .into(),
+            ),
+            (
+                (0.0..=1.0).contains(&m.cpu_after_share),
+                "`node.cpu_after_share` is a share in [0, 1]".into(),
             ),
             (
                 self.workload.writers >= 1

@@ -238,7 +238,8 @@ fn node_costs_delay_puts_and_stay_deterministic() {
     let hop_ms = free.network.rtt_ms[0][0] / 2.0 + free.network.jitter_ms;
     assert!(quick.report.puts.first_ms.p50 <= hop_ms + 0.01);
 
-    let costly = lan();
+    let mut costly = lan();
+    costly.node.cpu_exponential = true;
     let a = run(&costly, 1, &mut |_, _| {});
     let b = run(&costly, 1, &mut |_, _| {});
     assert!(a.passed, "{:?}", a.report.violations);
@@ -268,4 +269,50 @@ fn replica_calls_on_two_threads_give_the_same_report() {
         serde_json::to_string(&one.report).unwrap(),
         serde_json::to_string(&two.report).unwrap()
     );
+}
+
+#[test]
+fn a_fairly_shared_host_ends_a_burst_together_and_work_after_acceptance_delays_nothing() {
+    use crate::scenario::HostSharing;
+    let mut fifo = lan();
+    fifo.node.cpu_exponential = false;
+    fifo.node.cpu_after_share = 0.0;
+    fifo.node.host_sharing = HostSharing::Fifo;
+    let mut fair = fifo.clone();
+    fair.node.host_sharing = HostSharing::Fair;
+    let puts = |sc: &Scenario| {
+        let o = run(sc, 1, &mut |_, _| {});
+        assert!(o.passed, "{:?}", o.report.violations);
+        (o.report.puts.clone(), o.put_ranks_ms, o.report)
+    };
+    let (a, a_ranks, _) = puts(&fifo);
+    let (b, b_ranks, b_report) = puts(&fair);
+    // First come first served: receivers become visible one after another, evenly spaced.
+    // Shared fairly, the burst's tasks run side by side: the first receiver is later, and
+    // the receivers bunch up at the end, while the last one needs about the same total work.
+    assert!(b.first_ms.p50 > a.first_ms.p50 + 1.0, "{b:?} vs {a:?}");
+    assert!((b.convergence_ms.p50 / a.convergence_ms.p50 - 1.0).abs() < 0.1);
+    let spread = |r: &[f64]| r[r.len() - 1] - r[r.len() / 2];
+    assert!(
+        spread(&b_ranks) < spread(&a_ranks) / 2.0,
+        "{b_ranks:?} vs {a_ranks:?}"
+    );
+    // Deterministic.
+    let (_, _, again) = puts(&fair);
+    assert_eq!(
+        serde_json::to_string(&b_report).unwrap(),
+        serde_json::to_string(&again).unwrap()
+    );
+    // CPU spent after acceptance keeps the cores busy but delays no acceptance of its own.
+    for mut sc in [fifo, fair] {
+        let before = puts(&sc).0;
+        sc.node.cpu_after_share = 1.0;
+        let after = puts(&sc).0;
+        assert!(
+            after.convergence_ms.p50 < before.convergence_ms.p50 - 2.0,
+            "{after:?} vs {before:?}"
+        );
+        // Only the linger, the timer tick and the messages' own CPU remain.
+        assert!(after.delivery_ms.p50 < before.delivery_ms.p50);
+    }
 }

@@ -26,6 +26,8 @@ pub struct Outcome {
     pub passed: bool,
     /// Data for the plots.
     pub series: crate::report::Series,
+    /// Median time until the k-th other node has a put, ms ([`crate::report::rank_profile`]).
+    pub put_ranks_ms: Vec<f64>,
 }
 
 /// Progress callback: (simulated ms so far, planned simulated ms).
@@ -87,6 +89,7 @@ pub fn run_threads(sc: &Scenario, seed: u64, threads: usize, progress: Progress<
         deliveries: w.counters.deliveries,
         passed,
         series: crate::report::Series::of(&w),
+        put_ranks_ms: crate::report::PutFigures::ranks(&w),
     }
 }
 

@@ -92,6 +92,11 @@ pub(crate) enum Ev {
         epoch: u32,
         batch: Box<[(u32, u32)]>,
     },
+    /// The fairly shared host may have finished tasks (stale unless `generation` is the
+    /// host's current one).
+    HostCheck {
+        generation: u64,
+    },
     Heartbeat(u32),
     Action(u32),
     Sample,
@@ -253,8 +258,8 @@ pub(crate) struct World {
     /// Per event: the first acceptance by a node other than its writer (0: none yet).
     pub(crate) first_accept: Vec<Micros>,
     /// Workload puts only, writers' own acceptances left out: write → visible on another
-    /// node, µs (what `ate-calibrate` measures on real nodes).
-    pub(crate) put_latencies: Vec<u32>,
+    /// node: (message index of the put, µs), what `ate-calibrate` measures on real nodes.
+    pub(crate) put_latencies: Vec<(u32, u32)>,
     pub(crate) violations: Vec<String>,
     /// (time, mean bytes sent per node, max bytes sent by one node).
     pub(crate) samples: Vec<(Micros, f64, u64)>,
@@ -275,6 +280,8 @@ pub(crate) struct World {
     pub(crate) max_pending: usize,
     /// When each core of the shared host is next free (`node.host_cores`; empty: no host).
     pub(crate) cores: Vec<Micros>,
+    /// The host, when its cores are shared fairly (`node.host_sharing = "fair"`).
+    pub(crate) fair: Option<crate::host::FairHost>,
 }
 
 impl World {
@@ -318,6 +325,7 @@ impl World {
             }
             Ev::Flush { node, epoch } => self.flush(node, epoch),
             Ev::Validate { node, epoch, batch } => self.validate(node, epoch, &batch),
+            Ev::HostCheck { generation } => self.host_check(generation),
             Ev::Heartbeat(n) => self.heartbeat(n),
             Ev::Action(i) => self.act(i),
             Ev::Sample => self.sample(),
@@ -404,16 +412,16 @@ impl World {
         }
         let cost = self.sc.node.cpu_per_msg_us;
         if cost > 0.0 {
-            let done = self.cpu(to, cost as u64);
-            self.schedule(done, Ev::Received { to, from, wire });
+            self.cpu(to, cost as u64, Some(Ev::Received { to, from, wire }));
             return;
         }
         self.receive(to, from, wire);
     }
 
-    /// Node `n` spends `cost_us` of CPU, after what it is already doing and, on a shared host,
-    /// on the first core free; returns when it is done. First come, first served.
-    pub(crate) fn cpu(&mut self, n: u32, mean_us: u64) -> Micros {
+    /// Node `n` spends CPU (`mean_us` on average), then `then` happens. First come first
+    /// served: after what the node is already doing and, on a shared host, on the first core
+    /// free. On a fairly shared host: alongside every other task (see `host`).
+    pub(crate) fn cpu(&mut self, n: u32, mean_us: u64, then: Option<Ev>) {
         let node = &mut self.nodes[n as usize];
         let cost_us = if self.sc.node.cpu_exponential {
             // Exponential with that mean (inverse transform; 1 - u is in (0, 1]).
@@ -421,6 +429,12 @@ impl World {
         } else {
             mean_us
         };
+        if let Some(host) = self.fair.as_mut() {
+            let at = host.submit(self.now, cost_us, then);
+            let generation = host.generation;
+            self.schedule(at, Ev::HostCheck { generation });
+            return;
+        }
         let mut start = self.now.max(node.cpu_free);
         let core = (0..self.cores.len()).min_by_key(|&k| (self.cores[k], k));
         if let Some(k) = core {
@@ -428,7 +442,27 @@ impl World {
             self.cores[k] = start + cost_us;
         }
         node.cpu_free = start + cost_us;
-        start + cost_us
+        if let Some(ev) = then {
+            self.schedule(start + cost_us, ev);
+        }
+    }
+
+    /// Carries on with the tasks the fairly shared host has finished.
+    fn host_check(&mut self, generation: u64) {
+        let Some(host) = self.fair.as_mut() else {
+            return;
+        };
+        if host.generation != generation {
+            return;
+        }
+        let (done, next) = host.finish(self.now);
+        if let Some(at) = next {
+            let generation = host.generation;
+            self.schedule(at, Ev::HostCheck { generation });
+        }
+        for ev in done {
+            self.step(ev);
+        }
     }
 
     /// Handles a message that has arrived (and, with a CPU model, been paid for).
@@ -560,6 +594,7 @@ impl World {
             actions: Vec::new(),
             actors: crate::actors::Actors::default(),
             cores: Vec::new(),
+            fair: None,
             max_pending: ate_protocol::Config::default().max_pending_events,
             lookahead_us: 0,
             threads: 1,

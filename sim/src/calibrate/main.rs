@@ -95,6 +95,10 @@ pub(crate) struct RealRun {
     pub(crate) event_convergence_ms: Dist,
     /// Write → visible on the first other node, per write, ms.
     pub(crate) first_ms: Dist,
+    /// Median time until the k-th other node sees a write (k = 1, 2, …), ms
+    /// (`ate_sim::report::rank_profile`; empty in files from before it was kept).
+    #[serde(default)]
+    pub(crate) ranks_ms: Vec<f64>,
     /// (write, node) pairs never seen before the deadline.
     missing: usize,
     /// /proc/loadavg before the run (the machine is shared; timings depend on it).
@@ -337,6 +341,7 @@ fn figures(puts: &[workload::Put], seen: &[Seen], loadavg: String) -> (RealRun, 
         delivery_ms: Dist::of(pairs, 1e-3),
         event_convergence_ms: Dist::of(conv, 1e-3),
         first_ms: Dist::of(first, 1e-3),
+        ranks_ms: ate_sim::report::rank_profile(&mut per_write.clone()),
         missing,
         loadavg,
         nodes_cpu_ms_per_put: 0.0,
@@ -385,5 +390,7 @@ mod tests {
         assert_eq!(run.first_ms.count, 2);
         assert_eq!(run.event_convergence_ms.count, 1, "b never converged");
         assert_eq!(run.event_convergence_ms.max, 4.0);
+        // First receivers 3 and 5 ms (median of two: the upper), second 4 ms (only `a`).
+        assert_eq!(run.ranks_ms, vec![5.0, 4.0]);
     }
 }
