@@ -40,6 +40,20 @@ pub(crate) struct Costs {
     pub(crate) rtt_ms: f64,
 }
 
+impl Costs {
+    /// The costs a scenario file holds.
+    pub(crate) fn of(sc: &Scenario) -> Costs {
+        Costs {
+            cpu_per_event_us: sc.node.cpu_per_event_us,
+            cpu_per_msg_us: sc.node.cpu_per_msg_us,
+            cpu_after_share: sc.node.cpu_after_share,
+            rtt_ms: (sc.network.rtt_ms.first().and_then(|r| r.first()))
+                .copied()
+                .unwrap_or(0.0),
+        }
+    }
+}
+
 fn with_costs(sc: &Scenario, c: Costs) -> Scenario {
     let mut s = sc.clone();
     s.node.cpu_per_event_us = c.cpu_per_event_us.round();
@@ -283,4 +297,49 @@ pub(crate) fn compare(
         cli.out.display()
     );
     Ok(within)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::path::Path;
+
+    /// The measurements of two calibrations on the quiet machine (session 4) are kept in
+    /// `sim/calibration/`; the costs in `lan-20.toml` were derived from the first. Both must
+    /// stay predicted within the tolerance: a change to the simulator's model that breaks the
+    /// calibration fails here, without real nodes. (`ate-calibrate --from` redoes the fit.)
+    #[test]
+    fn lan_20_predicts_the_saved_real_measurements() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let scenario = root.join("scenarios/lan-20.toml");
+        let sc = Scenario::load(&scenario).unwrap();
+        for name in ["lan-20-quiet-a.json", "lan-20-quiet-b.json"] {
+            let saved = root.join("sim/calibration").join(name);
+            let text = std::fs::read_to_string(&saved).unwrap();
+            let (big, _small, _mesh): (Vec<RealRun>, Vec<RealRun>, Vec<RealRun>) =
+                serde_json::from_str(&text).unwrap();
+            let out =
+                std::env::temp_dir().join(format!("ate-calibrate-test-{}", std::process::id()));
+            std::fs::create_dir_all(&out).unwrap();
+            let cli = Cli::parse_from([
+                "ate-calibrate".as_ref(),
+                scenario.as_os_str(),
+                "--from".as_ref(),
+                saved.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ]);
+            let within = compare(&cli, &sc, sc.seed, &big, &Costs::of(&sc)).unwrap();
+            let doc: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(out.join("compare.json")).unwrap())
+                    .unwrap();
+            std::fs::remove_dir_all(&out).unwrap();
+            assert!(within, "{name}: {doc:#}");
+            assert_eq!(doc["within_tolerance"], true);
+            // The profiles of both sides are there, one median per receiver.
+            let ranks = |side: &str| doc["ranks_ms"][side].as_array().unwrap().len();
+            assert_eq!((ranks("real"), ranks("sim")), (sc.nodes - 1, sc.nodes - 1));
+        }
+    }
 }
