@@ -114,12 +114,11 @@ pub(crate) fn derive(
          ({gs:.1}); at {m:.0} µs per message → cpu_per_event_us = {e:.0}",
         big.nodes, small.nodes
     );
-    let rtt0 = big.network.rtt_ms.first().and_then(|r| r.first()).copied();
+    // The fits below start from the file's hop time; where they end does not depend on it.
     let mut c = Costs {
         cpu_per_event_us: e,
         cpu_per_msg_us: m,
-        cpu_after_share: big.node.cpu_after_share,
-        rtt_ms: rtt0.unwrap_or(0.0),
+        ..Costs::of(big)
     };
     let want_first = real(big_runs, |x| x.first_ms.p50);
     let want_delivery = real(big_runs, |x| x.delivery_ms.p50);
