@@ -157,6 +157,15 @@ pub(crate) fn derive(
     }
     c.cpu_after_share = ((lo + hi) * 50.0).round() / 100.0;
     fit_rtt(&mut c);
+    let got = sim(c, |o| o.report.puts.delivery_ms.p50);
+    if (got - want_delivery).abs() > 0.02 * want_delivery {
+        println!(
+            "warning: no share of the CPU after visibility gives the real median delivery \
+             ({want_delivery:.3} ms; the model gives {got:.3} ms at share {:.2}): the model's \
+             receivers are spaced unlike the real ones (compare the rank profiles)",
+            c.cpu_after_share
+        );
+    }
     println!(
         "first other node to see a put: median {want_first:.3} ms → rtt_ms = {:.2}; median \
          delivery {want_delivery:.3} ms → cpu_after_share = {:.2}",
