@@ -10,9 +10,10 @@
 //! each other by `--join` against a dnsmasq the harness starts, so every node dials every
 //! other (a full mesh of connections, as on a LAN where everyone resolves the same name).
 //!
-//! The cluster runs at two sizes; [`fit`] turns their CPU accounting into the simulator's
-//! per-event cost and the first receiver's latency into the per-hop latency, then compares
-//! the rest. `cluster` owns the processes, `workload` the writes, `http` the few requests.
+//! The cluster runs at two sizes and, at full size, with a smaller gossip mesh; [`fit`] turns
+//! their CPU accounting into the simulator's per-message and per-event costs, the first
+//! receiver's latency into the per-hop latency and the median receiver's into the share of
+//! the CPU spent after visibility, then compares the tails. `cluster` owns the processes, `workload` the writes, `http` the few requests.
 
 mod cluster;
 mod fit;
@@ -74,7 +75,7 @@ pub(crate) struct Cli {
     /// Seed of keys and record keys (and of the simulator run).
     #[arg(long)]
     seed: Option<u64>,
-    /// Largest accepted relative difference between sim and real delivery and convergence
+    /// Largest accepted relative difference between sim and real delivery p99 and convergence
     /// p50 and p99.
     #[arg(long, default_value_t = 0.2)]
     pub(crate) tolerance: f64,
