@@ -55,6 +55,9 @@ pub struct NodeConfig {
     /// each message a node receives, which is how `ate-calibrate` separates the CPU cost per
     /// message from the cost per event.
     pub gossip_mesh: Option<usize>,
+    /// How often each chain is reconciled with one random peer that follows it (anti-entropy:
+    /// what gossip missed arrives at the latest after about this long).
+    pub anti_entropy: Duration,
 }
 
 impl NodeConfig {
@@ -89,6 +92,7 @@ impl Default for NodeConfig {
             storage: None,
             snapshot_every: 100_000,
             gossip_mesh: None,
+            anti_entropy: Duration::from_secs(10),
         }
     }
 }

@@ -160,6 +160,7 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
         storage: None,
         snapshot_every: args.snapshot_every.unwrap_or(100_000),
         gossip_mesh: args.gossip_mesh.map(usize::from),
+        ..NodeConfig::default()
     };
     let api = args
         .api

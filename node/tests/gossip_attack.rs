@@ -63,6 +63,151 @@ async fn submit(node: &Node, chain: ChainId, ev: Event) -> Verdict {
         .remove(0)
 }
 
+type RawPeer = libp2p::Swarm<
+    gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>,
+>;
+
+/// A raw libp2p peer (plain gossipsub, not an ate node) dialling `addr`, subscribed to the
+/// chain's topic.
+fn raw_peer(chain: ChainId, addr: &Multiaddr) -> (RawPeer, IdentTopic) {
+    let mut raw = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            let cfg = gossipsub::ConfigBuilder::default()
+                .validation_mode(ValidationMode::Anonymous)
+                .message_id_fn(|m: &gossipsub::Message| {
+                    gossipsub::MessageId::from(&blake3::hash(&m.data).as_bytes()[..20])
+                })
+                .heartbeat_interval(Duration::from_millis(200))
+                .build()
+                .unwrap();
+            gossipsub::Behaviour::<
+                gossipsub::IdentityTransform,
+                gossipsub::AllowAllSubscriptionFilter,
+            >::new(MessageAuthenticity::Anonymous, cfg)
+            .unwrap()
+        })
+        .unwrap()
+        .build();
+    let topic = IdentTopic::new(format!("ate/1/{chain}"));
+    raw.behaviour_mut().subscribe(&topic).unwrap();
+    raw.dial(addr.clone()).unwrap();
+    (raw, topic)
+}
+
+/// A gossip message: a bundle of envelopes in the sync `Events` framing.
+fn bundle(ev: &Event) -> Vec<u8> {
+    ate_protocol::replica::SyncMsg::Events {
+        events: vec![ev.encode()],
+        more: false,
+    }
+    .encode()
+}
+
+/// Publishes `msg` from the raw peer, retrying until the node it dialled has subscribed.
+async fn publish(raw: &mut RawPeer, topic: &IdentTopic, msg: Vec<u8>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the raw peer could not publish");
+        tokio::select! {
+            _ = raw.select_next_some() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if raw.behaviour_mut().publish(topic.clone(), msg.clone()).is_ok() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A writer's two puts reach node a from a raw peer in reverse order, so the second waits for
+/// the first. Once the first arrives and the second is stored, a forwards the second by
+/// gossip too: b, which hears only from a and runs no anti-entropy here, gets both (before
+/// the fix a reported the waiting message `Ignore`, and b never got it by gossip).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_that_waited_for_a_dependency_is_forwarded_once_stored() {
+    let config = || NodeConfig {
+        anti_entropy: Duration::from_secs(3600),
+        ..NodeConfig::local()
+    };
+    let a = Node::start(config()).await.unwrap();
+    let b = Node::start(config()).await.unwrap();
+    let addrs = listen_addrs(&a).await;
+    b.client().dial(addrs.clone()).await;
+    let root = Writer::new(SecretKey::from_seed([1; 32]));
+    let g = genesis(
+        "waiting",
+        &SecretKey::from_seed([1; 32]),
+        &[],
+        Params::default(),
+        9,
+        0,
+    );
+    let chain = a.client().create_chain(g.encode()).await.unwrap();
+    b.client().follow(chain).await.unwrap();
+    wait_async("b to follow", Duration::from_secs(10), || async {
+        b.client().read(chain, |r| r.len()).await.ok()
+    })
+    .await;
+    // Two puts by the root, built on a private copy: the second's `prev` is the first.
+    let mut local = copy_of(&a, chain, &g.encode()).await;
+    let first = root.put_json(&local, "k", &serde_json::json!("one"), 0);
+    let _ = local.handle(0, Input::Replay(vec![first.encode()]));
+    let second = root.put_json(&local, "k", &serde_json::json!("two"), 0);
+    assert_eq!(second.header.prev, Some(first.id));
+    let (first_id, second_id) = (first.id, second.id);
+
+    let (mut raw, topic) = raw_peer(chain, &addrs[0]);
+    publish(&mut raw, &topic, bundle(&second)).await;
+    // Let a hold it: the second put waits in a's replica for the first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "a never held the second put");
+        let held = a.client().read(chain, |r| r.pending_len()).await.unwrap();
+        if held == 1 {
+            break;
+        }
+        tokio::select! {
+            _ = raw.select_next_some() => {}
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    publish(&mut raw, &topic, bundle(&first)).await;
+    let pump = tokio::spawn(async move {
+        loop {
+            raw.select_next_some().await;
+        }
+    });
+    wait_async("b to get both puts", Duration::from_secs(20), || async {
+        b.client()
+            .read(chain, move |r| {
+                r.contains(&first_id) && r.contains(&second_id)
+            })
+            .await
+            .ok()?
+            .then_some(())
+    })
+    .await;
+    let (da, db) = (
+        a.client().read(chain, |r| r.view().digest()).await.unwrap(),
+        b.client().read(chain, |r| r.view().digest()).await.unwrap(),
+    );
+    assert_eq!(da, db);
+    let rejected = a
+        .client()
+        .read(chain, |r| r.stats().rejected.clone())
+        .await
+        .unwrap();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    pump.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
     let (a, b, addrs) = pair().await;
@@ -117,55 +262,9 @@ async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
     let forged = [f1.id, f2.id];
 
     // The raw peer: plain gossipsub, connected to a only.
-    let mut raw = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            let cfg = gossipsub::ConfigBuilder::default()
-                .validation_mode(ValidationMode::Anonymous)
-                .message_id_fn(|m: &gossipsub::Message| {
-                    gossipsub::MessageId::from(&blake3::hash(&m.data).as_bytes()[..20])
-                })
-                .heartbeat_interval(Duration::from_millis(200))
-                .build()
-                .unwrap();
-            gossipsub::Behaviour::<
-                gossipsub::IdentityTransform,
-                gossipsub::AllowAllSubscriptionFilter,
-            >::new(MessageAuthenticity::Anonymous, cfg)
-            .unwrap()
-        })
-        .unwrap()
-        .build();
-    let topic = IdentTopic::new(format!("ate/1/{chain}"));
-    raw.behaviour_mut().subscribe(&topic).unwrap();
-    raw.dial(addrs[0].clone()).unwrap();
-    let mut sent = 0;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while sent < 2 {
-        assert!(Instant::now() < deadline, "the raw peer could not publish");
-        tokio::select! {
-            _ = raw.select_next_some() => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                let ev = if sent == 0 { &f1 } else { &f2 };
-                // Fails until the raw peer has learnt that node a is subscribed.
-                // A gossip message is a bundle of envelopes in the sync `Events` framing.
-                let bundle = ate_protocol::replica::SyncMsg::Events {
-                    events: vec![ev.encode()],
-                    more: false,
-                }
-                .encode();
-                if raw.behaviour_mut().publish(topic.clone(), bundle).is_ok() {
-                    sent += 1;
-                }
-            }
-        }
-    }
+    let (mut raw, topic) = raw_peer(chain, &addrs[0]);
+    publish(&mut raw, &topic, bundle(&f1)).await;
+    publish(&mut raw, &topic, bundle(&f2)).await;
     // Keep the raw swarm polled while node a judges.
     let pump = tokio::spawn(async move {
         loop {

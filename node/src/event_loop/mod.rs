@@ -118,7 +118,10 @@ struct Gossiped {
 struct Tally {
     valid: u32,
     invalid: u32,
+    /// Events waiting for a dependency (the message is held until they are decided).
     waiting: u32,
+    /// Events the replica had no room to hold.
+    dropped: u32,
     /// Events that got no verdict with an id (they did not decode far enough to have one).
     undecided: u32,
 }
@@ -129,7 +132,7 @@ impl Tally {
     fn acceptance(&self) -> MessageAcceptance {
         if self.invalid > 0 || self.undecided > 0 {
             MessageAcceptance::Reject
-        } else if self.waiting > 0 || self.valid == 0 {
+        } else if self.waiting > 0 || self.dropped > 0 || self.valid == 0 {
             MessageAcceptance::Ignore
         } else {
             MessageAcceptance::Accept
@@ -150,6 +153,10 @@ pub(crate) struct EventLoop {
     gossip: Vec<Gossiped>,
     /// Events in `gossip`.
     gossip_events: usize,
+    /// How often anti-entropy runs (`NodeConfig::anti_entropy`).
+    anti_entropy: Duration,
+    /// Validated gossip messages whose events wait for a dependency.
+    waiting_gossip: waiting::WaitingGossip,
     retry: VecDeque<(ChainId, Vec<u8>)>,
     /// The checker every replica uses; verdicts are installed around each call.
     checker: Arc<Prechecked>,
@@ -236,6 +243,7 @@ impl PeerTable {
 mod checks;
 mod network;
 mod storage;
+mod waiting;
 
 impl EventLoop {
     pub(crate) fn new(
@@ -280,6 +288,8 @@ impl EventLoop {
             subscribers: Subscribers::default(),
             gossip: Vec::new(),
             gossip_events: 0,
+            waiting_gossip: Default::default(),
+            anti_entropy: config.anti_entropy.max(Duration::from_millis(100)),
             retry: VecDeque::new(),
             checker: Arc::new(Prechecked::default()),
             checked_tx,
@@ -319,7 +329,7 @@ impl EventLoop {
 
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
-        let mut anti_entropy = tokio::time::interval(Duration::from_secs(10));
+        let mut anti_entropy = tokio::time::interval(self.anti_entropy);
         // Gossip is validated in batches (one batch signature check): a batch is flushed when
         // it is full or GOSSIP_LINGER after its first message, whichever comes first.
         let mut flush_at: Option<tokio::time::Instant> = None;
@@ -592,6 +602,20 @@ impl EventLoop {
         for change in changes {
             self.after_durable(Action::Change(chain, change));
         }
+        // Held gossip messages whose last waiting event was just decided (after the append
+        // above: an accepted message is forwarded only once its events are durable).
+        for o in &rest {
+            if let Output::Verdict {
+                id: Some(id),
+                verdict,
+                ..
+            } = o
+            {
+                for (msg, source, a) in self.waiting_gossip.decided(chain, *id, verdict) {
+                    self.after_durable(Action::Validate(msg, source, a));
+                }
+            }
+        }
         rest
     }
 
@@ -599,6 +623,9 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         self.redial_lan_peers();
+        for (msg, source, a) in self.waiting_gossip.expire(Instant::now()) {
+            self.validate(&msg, &source, a);
+        }
         self.log_sync_progress();
         if self.snapshot_every > 0 {
             let due: Vec<ChainId> = self

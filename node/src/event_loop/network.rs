@@ -235,20 +235,41 @@ impl EventLoop {
         let source = tags.first().map(|m| m.1);
         let from = source.map(|s| self.peers.num(&s)).unwrap_or(PeerId(0));
         let outputs = self.feed(chain, Input::Fetched { from, events }, None);
+        // Events of this batch waiting for a dependency → the messages carrying them.
+        let mut pending: HashMap<ate_protocol::EventId, Vec<usize>> = HashMap::new();
         for o in outputs {
-            if let Output::Verdict {
+            let Output::Verdict {
                 id: Some(id),
                 verdict,
                 ..
             } = o
-                && let Some(i) = waiting.get_mut(&id).and_then(VecDeque::pop_front)
-            {
+            else {
+                continue;
+            };
+            if let Some(i) = waiting.get_mut(&id).and_then(VecDeque::pop_front) {
                 let t = &mut tallies[i];
                 match verdict {
                     Verdict::Valid => t.valid += 1,
                     Verdict::Invalid(_) => t.invalid += 1,
-                    Verdict::Pending { .. } | Verdict::Overloaded => t.waiting += 1,
+                    Verdict::Pending { .. } => {
+                        t.waiting += 1;
+                        pending.entry(id).or_default().push(i);
+                    }
+                    Verdict::Overloaded => t.dropped += 1,
                     Verdict::Duplicate => {}
+                }
+            } else if !matches!(verdict, Verdict::Pending { .. })
+                && let Some(msgs) = pending.remove(&id)
+            {
+                // It waited for another event of the same batch, which came first.
+                for i in msgs {
+                    let t = &mut tallies[i];
+                    t.waiting -= 1;
+                    match verdict {
+                        Verdict::Valid | Verdict::Duplicate => t.valid += 1,
+                        Verdict::Invalid(_) => t.invalid += 1,
+                        _ => t.dropped += 1,
+                    }
                 }
             }
         }
@@ -258,7 +279,24 @@ impl EventLoop {
                 tallies[i].undecided += 1;
             }
         }
-        for ((msg_id, source), t) in tags.into_iter().zip(tallies) {
+        let mut waits: Vec<Vec<ate_protocol::EventId>> = vec![Vec::new(); tallies.len()];
+        for (id, msgs) in pending {
+            for i in msgs {
+                waits[i].push(id);
+            }
+        }
+        let now = std::time::Instant::now();
+        for (((msg_id, source), t), ids) in tags.into_iter().zip(tallies).zip(waits) {
+            // Only a message that would be forwarded once its waiting events are stored is
+            // held (see `waiting`); the rest are judged now.
+            let holdable = t.waiting > 0 && t.invalid == 0 && t.undecided == 0 && t.dropped == 0;
+            if holdable
+                && self
+                    .waiting_gossip
+                    .hold(chain, msg_id.clone(), source, &ids, now)
+            {
+                continue;
+            }
             self.after_durable(Action::Validate(msg_id, source, t.acceptance()));
         }
     }
