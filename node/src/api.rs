@@ -93,6 +93,7 @@ pub fn router(client: Client) -> Router {
         .route("/v1/chains/{chain}/read-epoch", get(read_epoch))
         .route("/v1/chains/{chain}/shares", get(shares))
         .route("/metrics", get(metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(client)
 }
 
@@ -292,9 +293,14 @@ async fn history(
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Vec<Version>> {
     let chain = parse_chain(&chain)?;
-    Ok(Json(
-        c.read(chain, move |r| r.view().history(&q.key)).await?,
-    ))
+    let rows = c
+        .read(chain, move |r| {
+            let mut h = r.view().history(&q.key);
+            h.truncate(MAX_ROWS_PER_ANSWER + 1);
+            h
+        })
+        .await?;
+    within_rows(rows, "this key's history")
 }
 
 async fn version(
@@ -323,10 +329,14 @@ async fn record(
     let vs = c
         .read(chain, move |r| match q.seq {
             Some(n) => r.view().get_by_sequence(&prefix, n).into_iter().collect(),
-            None => r.view().list_by_prefix(&prefix),
+            None => {
+                let mut all = r.view().list_by_prefix(&prefix);
+                all.truncate(MAX_ROWS_PER_ANSWER + 1);
+                all
+            }
         })
         .await?;
-    Ok(Json(vs))
+    within_rows(vs, "this record")
 }
 
 #[derive(Deserialize)]
@@ -357,13 +367,13 @@ async fn select(
     let chain = parse_chain(&chain)?;
     let cond = parse_cond(q.condition.as_deref())?;
     let order = parse_order(q.order.as_deref())?;
-    let limit = q.limit;
-    Ok(Json(
-        c.read(chain, move |r| {
-            r.view().select(&cond, order.as_ref(), limit)
+    let limit = row_limit(q.limit)?;
+    let rows = c
+        .read(chain, move |r| {
+            r.view().select(&cond, order.as_ref(), Some(limit))
         })
-        .await?,
-    ))
+        .await?;
+    within_rows(rows, "the condition")
 }
 
 async fn list_latest(
@@ -375,13 +385,14 @@ async fn list_latest(
     let pre = parse_cond(q.pre.as_deref())?;
     let cond = parse_cond(q.condition.as_deref())?;
     let order = parse_order(q.order.as_deref())?;
-    let limit = q.limit;
-    Ok(Json(
-        c.read(chain, move |r| {
-            r.view().list_latest(&pre, &cond, order.as_ref(), limit)
+    let limit = row_limit(q.limit)?;
+    let rows = c
+        .read(chain, move |r| {
+            r.view()
+                .list_latest(&pre, &cond, order.as_ref(), Some(limit))
         })
-        .await?,
-    ))
+        .await?;
+    within_rows(rows, "the condition")
 }
 
 async fn changes(
@@ -475,6 +486,37 @@ pub struct SharesAnswer {
 /// At most this many shares in one answer (a reader has one per scope and epoch).
 pub const MAX_SHARES_PER_ANSWER: usize = 10_000;
 
+/// At most this many versions in one answer of `select`, `list-latest`, `history` or
+/// `records` (a client pages with `limit` and a narrower condition or prefix).
+pub const MAX_ROWS_PER_ANSWER: usize = 10_000;
+
+/// Largest request body: one event of the hard maximum size, hex-encoded, with room for a
+/// batch of small ones and the JSON around them.
+pub const MAX_BODY_BYTES: usize = 2 * ate_protocol::event::HARD_MAX_EVENT_BYTES + (1 << 20);
+
+/// The `limit` to run a list query with: the client's (at most [`MAX_ROWS_PER_ANSWER`]), or
+/// one more than that when absent, to tell "all of them" from "too many to answer".
+fn row_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        Some(n) if n > MAX_ROWS_PER_ANSWER => Err(bad(format!(
+            "limit {n} is over the most one answer holds ({MAX_ROWS_PER_ANSWER})"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(MAX_ROWS_PER_ANSWER + 1),
+    }
+}
+
+/// Refuses an answer that hit the [`row_limit`] of a query without `limit`.
+fn within_rows(rows: Vec<Version>, what: &str) -> ApiResult<Vec<Version>> {
+    if rows.len() > MAX_ROWS_PER_ANSWER {
+        return Err(bad(format!(
+            "over {MAX_ROWS_PER_ANSWER} versions match {what}: pass limit= (at most \
+             {MAX_ROWS_PER_ANSWER}) or narrow it"
+        )));
+    }
+    Ok(Json(rows))
+}
+
 #[derive(Deserialize)]
 struct ScopeQuery {
     scope: Option<String>,
@@ -543,4 +585,39 @@ async fn shares(
 async fn metrics(State(c): State<Client>) -> Result<String, ApiError> {
     let status = c.status().await?;
     Ok(c.metrics().render(status.peers, &status.chains))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_answers_are_bounded() {
+        assert_eq!(row_limit(Some(5)).unwrap(), 5);
+        assert_eq!(row_limit(None).unwrap(), MAX_ROWS_PER_ANSWER + 1);
+        let err = row_limit(Some(MAX_ROWS_PER_ANSWER + 1)).unwrap_err();
+        assert_eq!(err.0, StatusCode::BAD_REQUEST);
+        let row = Version {
+            id: EventId([1; 32]),
+            record: EventId([1; 32]),
+            key: "k".into(),
+            seq: 0,
+            author: PublicKey([2; 32]),
+            clock: 1,
+            time_ms: 0,
+            value: None,
+            sealed: None,
+            deleted: false,
+            effective: true,
+            latest: true,
+            conflict: false,
+            compacted: false,
+        };
+        // All of them fit: answered. One more than an answer holds: refused, not cut short.
+        let fits = vec![row.clone(); MAX_ROWS_PER_ANSWER];
+        assert_eq!(within_rows(fits, "x").unwrap().0.len(), MAX_ROWS_PER_ANSWER);
+        let over = vec![row; MAX_ROWS_PER_ANSWER + 1];
+        let err = within_rows(over, "x").unwrap_err();
+        assert!(err.1.contains("pass limit="), "{}", err.1);
+    }
 }

@@ -220,6 +220,34 @@ fn cli_round_trip_refusals_and_bad_requests() {
         None,
     );
     assert_eq!(code, 400, "{body}");
+    // Answers are bounded: a limit over the most one answer holds is refused, a small one
+    // applies.
+    let (code, body) = http(
+        api,
+        "GET",
+        &format!("/v1/chains/{chain}/select?limit=10001"),
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("over the most one answer holds"), "{body}");
+    let (code, body) = http(
+        api,
+        "GET",
+        &format!("/v1/chains/{chain}/list-latest?limit=1"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    // A body over the limit (3 MiB of a 2 MiB event's hex, and then some) is refused.
+    let huge = format!(r#"{{"events": ["{}"]}}"#, "00".repeat(1_600_000));
+    let (code, body) = http(
+        api,
+        "POST",
+        &format!("/v1/chains/{chain}/events"),
+        Some(&huge),
+    );
+    assert_eq!(code, 413, "{body}");
     let (code, metrics) = http(api, "GET", "/metrics", None);
     assert_eq!(code, 200);
     assert!(metrics.contains("ate_events_rejected_total"), "{metrics}");
