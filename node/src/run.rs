@@ -71,13 +71,32 @@ pub(crate) struct RunArgs {
     gossip_mesh: Option<u16>,
 }
 
+/// Largest config file read (a real one is a few hundred bytes).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read config {} (is it UTF-8 text?)", path.display()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        anyhow::bail!(
+            "config {} is over {MAX_CONFIG_BYTES} bytes: not a config file?",
+            path.display()
+        );
+    }
+    Ok(text)
+}
+
 impl RunArgs {
     fn merged(self) -> anyhow::Result<RunArgs> {
         let Some(path) = &self.config else {
             return Ok(self);
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = read_config(path)?;
         let file: RunArgs =
             toml::from_str(&text).with_context(|| format!("bad config file {}", path.display()))?;
         Ok(RunArgs {
@@ -186,4 +205,23 @@ pub(crate) fn run(cmd: NodeCommand) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files_are_read_up_to_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("node.toml");
+        std::fs::write(&small, "api = \"127.0.0.1:4999\"\n").unwrap();
+        assert_eq!(read_config(&small).unwrap(), "api = \"127.0.0.1:4999\"\n");
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).unwrap();
+        let err = read_config(&big).unwrap_err().to_string();
+        assert!(err.contains("over 1048576 bytes"), "{err}");
+        let err = read_config(&dir.path().join("none.toml")).unwrap_err();
+        assert!(err.to_string().contains("cannot read config"), "{err}");
+    }
 }

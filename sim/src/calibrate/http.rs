@@ -54,6 +54,9 @@ fn head(r: &mut BufReader<TcpStream>) -> Result<(u16, bool)> {
     Ok((status, chunked))
 }
 
+/// Largest chunk of a chunked body accepted.
+const MAX_CHUNK_BYTES: usize = 16 << 20;
+
 /// Reads one chunk of a chunked body; `None` at the last (empty) chunk.
 fn chunk(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
     let mut line = String::new();
@@ -66,6 +69,11 @@ fn chunk(r: &mut BufReader<TcpStream>) -> Result<Option<Vec<u8>>> {
     if size == 0 {
         return Ok(None);
     }
+    // The node's answers are small; a size past this is a broken stream, not data.
+    anyhow::ensure!(
+        size <= MAX_CHUNK_BYTES,
+        "chunk of {size} bytes is over {MAX_CHUNK_BYTES}"
+    );
     let mut buf = vec![0; size + 2];
     r.read_exact(&mut buf)?;
     buf.truncate(size);
