@@ -429,12 +429,20 @@ impl EventLoop {
         self.topics.insert(topic.hash(), id);
         self.wanted.remove(&id);
         tracing::info!(chain = %id.short(), name = replica.name(), "following chain");
+        // Peers that subscribed before the chain was installed (a chain followed by id waits
+        // for its genesis, and their `Subscribed` came meanwhile): anti-entropy picks from
+        // these, so none may be missing.
+        let hash = topic.hash();
+        let peers: BTreeSet<libp2p::PeerId> = (self.swarm.behaviour().gossipsub.all_peers())
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .map(|(p, _)| *p)
+            .collect();
         self.chains.insert(
             id,
             Chain {
                 replica,
                 topic,
-                peers: BTreeSet::new(),
+                peers,
                 snapshot_at: 0,
                 snapshot_busy: Arc::default(),
             },
