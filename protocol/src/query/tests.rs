@@ -48,7 +48,12 @@ fn large_numbers_print_and_parse_back_the_same() {
     let text = format!("9 < 9{}", "8".repeat(40));
     let shown = parse(&text).to_string();
     assert_eq!(parse(&shown).to_string(), shown, "{text} -> {shown}");
-    for x in ["0.1", "1e300", "2.2250738585072014e-308", "123456789.123456789"] {
+    for x in [
+        "0.1",
+        "1e300",
+        "2.2250738585072014e-308",
+        "123456789.123456789",
+    ] {
         let v: serde_json::Value = serde_json::from_str(x).unwrap();
         let again: serde_json::Value = serde_json::from_str(&v.to_string()).unwrap();
         assert_eq!(again, v, "{x}");
