@@ -334,10 +334,23 @@ impl Api {
             )
         })?;
         let status = r.status();
-        let body: Value = r
+        // Bounded: the node's answers are capped (at most 10,000 versions), far below this.
+        let text = r
             .body_mut()
-            .read_json()
-            .context("the node's answer is not JSON")?;
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .context("cannot read the node's answer")?;
+        let body: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            // Errors from the HTTP layer itself (a body too large, a malformed request) are
+            // plain text: show them as they are.
+            Err(_) if !status.is_success() => {
+                let short: String = text.trim().chars().take(300).collect();
+                bail!("{short} (HTTP {})", status.as_u16());
+            }
+            Err(e) => return Err(e).context("the node's answer is not JSON"),
+        };
         if !status.is_success() {
             let msg = body
                 .get("error")
