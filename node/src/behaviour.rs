@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use ate_protocol::ChainId;
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
@@ -16,9 +17,16 @@ use crate::wire::{PROTOCOL, SyncCodec};
 /// Gossip messages can carry events up to the hard cap on event size.
 const MAX_GOSSIP_BYTES: usize = ate_protocol::event::HARD_MAX_EVENT_BYTES + 1024;
 
+/// Connections a node accepts: plenty for a large LAN or mesh, too few for one peer to tie up
+/// the node (each connection may carry up to 512 sync streams).
+pub(crate) const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+const MAX_INCOMING_CONNECTIONS: u32 = 1024;
+const MAX_PENDING_INCOMING: u32 = 128;
+
 /// The node's composed behaviour.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) identify: identify::Behaviour,
@@ -93,7 +101,14 @@ pub(crate) fn build_swarm(config: &NodeConfig) -> anyhow::Result<Swarm<Behaviour
                     .with_request_timeout(Duration::from_secs(30))
                     .with_max_concurrent_streams(512),
             );
+            let limits = connection_limits::Behaviour::new(
+                ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                    .with_max_established_incoming(Some(MAX_INCOMING_CONNECTIONS))
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+            );
             Ok(Behaviour {
+                limits,
                 gossipsub,
                 mdns: Toggle::from(mdns),
                 identify,

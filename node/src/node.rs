@@ -185,6 +185,8 @@ pub struct NodeStatus {
     pub listen: Vec<String>,
     /// Connected peers.
     pub peers: usize,
+    /// Open connections (a peer may have a few: both ends dialled, TCP and QUIC).
+    pub connections: usize,
     /// Followed chains.
     pub chains: Vec<ChainStatus>,
     /// Chains asked for but whose genesis has not arrived yet.

@@ -101,6 +101,49 @@ fn raw_peer(chain: ChainId, addr: &Multiaddr) -> (RawPeer, IdentTopic) {
     (raw, topic)
 }
 
+/// One peer cannot open more than a few connections to a node: of 10 dials, at most 4 stay
+/// up (the node refuses the rest), and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_peer_gets_at_most_four_connections() {
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    let a = Node::start(NodeConfig::local()).await.unwrap();
+    let addrs = listen_addrs(&a).await;
+    let a_id: libp2p::PeerId = a.client().status().await.unwrap().peer_id.parse().unwrap();
+    let chain = ChainId([7; 32]);
+    let (mut raw, _) = raw_peer(chain, &addrs[0]);
+    for _ in 0..9 {
+        let opts = DialOpts::peer_id(a_id)
+            .condition(PeerCondition::Always)
+            .addresses(addrs.clone())
+            .build();
+        raw.dial(opts).unwrap();
+    }
+    // Every dial ends up established or failed, and the node closes what is over its limit.
+    let (mut up, mut closed, mut failed) = (0, 0, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(up + failed >= 10 && up - closed <= 4 && closed + failed >= 6) {
+        assert!(
+            Instant::now() < deadline,
+            "dials: {up} up, {closed} closed, {failed} failed"
+        );
+        let ev = tokio::time::timeout(Duration::from_millis(200), raw.select_next_some()).await;
+        match ev {
+            Ok(SwarmEvent::ConnectionEstablished { .. }) => up += 1,
+            Ok(SwarmEvent::ConnectionClosed { .. }) => closed += 1,
+            Ok(SwarmEvent::OutgoingConnectionError { .. }) => failed += 1,
+            _ => {}
+        }
+    }
+    let status = a.client().status().await.unwrap();
+    assert!(
+        status.connections <= 4,
+        "{} connections",
+        status.connections
+    );
+    assert_eq!(status.peers, 1);
+}
+
 /// A gossip message: a bundle of envelopes in the sync `Events` framing.
 fn bundle(ev: &Event) -> Vec<u8> {
     ate_protocol::replica::SyncMsg::Events {

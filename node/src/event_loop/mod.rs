@@ -548,6 +548,11 @@ impl EventLoop {
             peer_id: self.peer_id().to_string(),
             listen: self.swarm.listeners().map(|a| a.to_string()).collect(),
             peers: self.swarm.connected_peers().count(),
+            connections: self
+                .swarm
+                .network_info()
+                .connection_counters()
+                .num_established() as usize,
             chains,
             waiting_for_genesis: self.wanted.iter().copied().collect(),
         }
