@@ -313,8 +313,8 @@ mod tests {
     use clap::Parser;
     use std::path::Path;
 
-    /// The measurements of two calibrations on the quiet machine (session 4) are kept in
-    /// `sim/calibration/`; the costs in `lan-20.toml` were derived from the first. Both must
+    /// The measurements of three calibrations on the quiet machine (session 4) are kept in
+    /// `sim/calibration/`; the costs in `lan-20.toml` were derived from the first. All must
     /// stay predicted within the tolerance: a change to the simulator's model that breaks the
     /// calibration fails here, without real nodes. (`ate-calibrate --from` redoes the fit.)
     #[test]
@@ -322,7 +322,11 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let scenario = root.join("scenarios/lan-20.toml");
         let sc = Scenario::load(&scenario).unwrap();
-        for name in ["lan-20-quiet-a.json", "lan-20-quiet-b.json"] {
+        for name in [
+            "lan-20-quiet-a.json",
+            "lan-20-quiet-b.json",
+            "lan-20-quiet-c.json",
+        ] {
             let saved = root.join("sim/calibration").join(name);
             let text = std::fs::read_to_string(&saved).unwrap();
             let (big, _small, _mesh): (Vec<RealRun>, Vec<RealRun>, Vec<RealRun>) =
