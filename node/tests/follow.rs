@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ate_node::{Node, NodeConfig};
 use ate_protocol::{Params, SecretKey, genesis};
-use common::wait_async;
+use common::{listen_addrs, wait_async};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chain_followed_by_id_counts_the_peers_subscribed_before() {
@@ -27,12 +27,7 @@ async fn a_chain_followed_by_id_counts_the_peers_subscribed_before() {
     );
     let chain = a.client().create_chain(g.encode()).await.unwrap();
     // b connects first, so a's subscription reaches b before b follows the chain.
-    let addrs = wait_async("a's listen address", Duration::from_secs(10), || async {
-        let s = a.client().status().await.ok()?;
-        let v: Vec<libp2p::Multiaddr> = s.listen.iter().filter_map(|x| x.parse().ok()).collect();
-        (!v.is_empty()).then_some(v)
-    })
-    .await;
+    let addrs = listen_addrs(&a).await;
     b.client().dial(addrs).await;
     wait_async("b to connect", Duration::from_secs(10), || async {
         (b.client().status().await.ok()?.peers >= 1).then_some(())

@@ -15,26 +15,42 @@ use ate_node::{Node, NodeConfig};
 use ate_protocol::replica::{Config, Input};
 use ate_protocol::workload::{Spec, generate};
 use ate_protocol::{ChainId, Event, Params, Replica, Rights, SecretKey, Verdict, Writer, genesis};
-use common::wait_async;
+use common::{listen_addrs, wait_async};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, ValidationMode};
 use libp2p::{Multiaddr, noise, tcp, yamux};
 
-async fn listen_addrs(node: &Node) -> Vec<Multiaddr> {
-    wait_async("a listen address", Duration::from_secs(10), || async {
-        let s = node.client().status().await.ok()?;
-        let a: Vec<Multiaddr> = s.listen.iter().filter_map(|a| a.parse().ok()).collect();
-        (!a.is_empty()).then_some(a)
-    })
-    .await
-}
-
-async fn pair() -> (Node, Node, Vec<Multiaddr>) {
-    let a = Node::start(NodeConfig::local()).await.unwrap();
-    let b = Node::start(NodeConfig::local()).await.unwrap();
+async fn pair_with(config: impl Fn() -> NodeConfig) -> (Node, Node, Vec<Multiaddr>) {
+    let a = Node::start(config()).await.unwrap();
+    let b = Node::start(config()).await.unwrap();
     let addrs = listen_addrs(&a).await;
     b.client().dial(addrs.clone()).await;
     (a, b, addrs)
+}
+
+async fn pair() -> (Node, Node, Vec<Multiaddr>) {
+    pair_with(NodeConfig::local).await
+}
+
+/// A chain created on `a` with the root key of seed 1 and followed by `b`: the root writer,
+/// the genesis and the chain id.
+async fn chain_on(a: &Node, b: &Node, name: &str) -> (Writer, Event, ChainId) {
+    let root = Writer::new(SecretKey::from_seed([1; 32]));
+    let g = genesis(
+        name,
+        &SecretKey::from_seed([1; 32]),
+        &[],
+        Params::default(),
+        9,
+        0,
+    );
+    let chain = a.client().create_chain(g.encode()).await.unwrap();
+    b.client().follow(chain).await.unwrap();
+    wait_async("b to follow", Duration::from_secs(10), || async {
+        b.client().read(chain, |r| r.len()).await.ok()
+    })
+    .await;
+    (root, g, chain)
 }
 
 /// A local replica holding everything `node` has of `chain` now.
@@ -179,25 +195,8 @@ async fn gossip_that_waited_for_a_dependency_is_forwarded_once_stored() {
         anti_entropy: Duration::from_secs(3600),
         ..NodeConfig::local()
     };
-    let a = Node::start(config()).await.unwrap();
-    let b = Node::start(config()).await.unwrap();
-    let addrs = listen_addrs(&a).await;
-    b.client().dial(addrs.clone()).await;
-    let root = Writer::new(SecretKey::from_seed([1; 32]));
-    let g = genesis(
-        "waiting",
-        &SecretKey::from_seed([1; 32]),
-        &[],
-        Params::default(),
-        9,
-        0,
-    );
-    let chain = a.client().create_chain(g.encode()).await.unwrap();
-    b.client().follow(chain).await.unwrap();
-    wait_async("b to follow", Duration::from_secs(10), || async {
-        b.client().read(chain, |r| r.len()).await.ok()
-    })
-    .await;
+    let (a, b, addrs) = pair_with(config).await;
+    let (root, g, chain) = chain_on(&a, &b, "waiting").await;
     // Two puts by the root, built on a private copy: the second's `prev` is the first.
     let mut local = copy_of(&a, chain, &g.encode()).await;
     let first = root.put_json(&local, "k", &serde_json::json!("one"), 0);
@@ -255,21 +254,7 @@ async fn gossip_that_waited_for_a_dependency_is_forwarded_once_stored() {
 async fn unauthorised_gossip_is_rejected_and_not_forwarded() {
     let (a, b, addrs) = pair().await;
     let ca = a.client();
-    let root = Writer::new(SecretKey::from_seed([1; 32]));
-    let g = genesis(
-        "attack",
-        &SecretKey::from_seed([1; 32]),
-        &[],
-        Params::default(),
-        9,
-        0,
-    );
-    let chain = a.client().create_chain(g.encode()).await.unwrap();
-    b.client().follow(chain).await.unwrap();
-    wait_async("b to follow", Duration::from_secs(10), || async {
-        b.client().read(chain, |r| r.len()).await.ok()
-    })
-    .await;
+    let (root, g, chain) = chain_on(&a, &b, "attack").await;
 
     // The writer w is granted, then revoked, on node a.
     let w = Writer::new(SecretKey::from_seed([2; 32]));

@@ -39,6 +39,16 @@ pub async fn wait_async<T, Fut: std::future::Future<Output = Option<T>>>(
     }
 }
 
+/// The addresses an in-process node listens on, once it has some.
+pub async fn listen_addrs(node: &ate_node::Node) -> Vec<libp2p::Multiaddr> {
+    wait_async("a listen address", Duration::from_secs(10), || async {
+        let s = node.client().status().await.ok()?;
+        let a: Vec<libp2p::Multiaddr> = s.listen.iter().filter_map(|a| a.parse().ok()).collect();
+        (!a.is_empty()).then_some(a)
+    })
+    .await
+}
+
 pub fn ate_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ate")
 }
