@@ -94,7 +94,31 @@ pub fn router(client: Client) -> Router {
         .route("/v1/chains/{chain}/shares", get(shares))
         .route("/metrics", get(metrics))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(client)
+}
+
+/// axum's own rejections (malformed JSON or query strings, a body over the limit, an unknown
+/// path) are plain text; every error of the API is `{"error": "…"}`, so wrap them.
+async fn json_errors(r: Response) -> Response {
+    let is_json = (r.headers().get(axum::http::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let status = r.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return r;
+    }
+    // Rejection texts are short; a longer body is cut.
+    let text = match axum::body::to_bytes(r.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let text = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    ApiError(status, text).into_response()
 }
 
 /// Serves the API until the listener fails.

@@ -195,6 +195,23 @@ fn cli_round_trip_refusals_and_bad_requests() {
         Some("{not json"),
     );
     assert!((400..500).contains(&code), "{code} {body}");
+    // Every error is `{"error": "…"}`, axum's own rejections included.
+    let error = |body: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON error");
+        v["error"].as_str().expect("an error text").to_string()
+    };
+    assert!(!error(&body).is_empty(), "{body}");
+    let (code, body) = http(api, "GET", "/v1/nope", None);
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(error(&body), "Not Found");
+    let (code, body) = http(
+        api,
+        "GET",
+        &format!("/v1/chains/{chain}/select?limit=many"),
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(error(&body).contains("limit"), "{body}");
     let (code, body) = http(
         api,
         "POST",
@@ -248,6 +265,7 @@ fn cli_round_trip_refusals_and_bad_requests() {
         Some(&huge),
     );
     assert_eq!(code, 413, "{body}");
+    assert!(error(&body).contains("length limit"), "{body}");
     let (code, metrics) = http(api, "GET", "/metrics", None);
     assert_eq!(code, 200);
     assert!(metrics.contains("ate_events_rejected_total"), "{metrics}");
