@@ -273,41 +273,38 @@ impl<'a> ViewRef<'a> {
         out
     }
 
-    fn all_rows(&self) -> Vec<Vec<RowData>> {
-        self.replica
-            .view
-            .keys
-            .values()
-            .flatten()
-            .map(|&r| {
-                self.effective_versions(r)
-                    .into_iter()
-                    .filter_map(|s| self.row_data(s))
-                    .collect()
-            })
-            .collect()
+    /// Every effective version, record by record (all keys, in key order).
+    fn record_rows(&self) -> impl Iterator<Item = Vec<RowData>> + '_ {
+        (self.replica.view.keys.values().flatten()).map(|&r| {
+            self.effective_versions(r)
+                .into_iter()
+                .filter_map(|s| self.row_data(s))
+                .collect()
+        })
     }
 
     /// Every effective version matching `condition`, ordered and limited.
+    ///
+    /// Rows are made one record at a time and only the matches are kept; with a `limit`, at
+    /// most about twice that many at once (see [`first_rows`]), so a query with a small limit
+    /// takes little memory however big the chain.
     pub fn select(
         &self,
         condition: &Condition,
         order: Option<&Order>,
         limit: Option<usize>,
     ) -> Vec<Version> {
-        let data: Vec<RowData> = self.all_rows().into_iter().flatten().collect();
-        let mut rows: Vec<Row<'_>> = data
-            .iter()
-            .map(RowData::row)
-            .filter(|r| condition.matches(r))
-            .collect();
-        query::sort_and_limit(&mut rows, order, limit);
-        collect_versions(data.iter(), &rows)
+        let matches = (self.record_rows().flatten()).filter(|d| condition.matches(&d.row()));
+        first_rows(matches, order, limit)
+            .into_iter()
+            .map(|d| d.version)
+            .collect()
     }
 
     /// verifiable-storage-go's three steps: keep versions matching `pre_filter`, reduce to the
     /// latest per record, keep those matching `condition`; then order and limit. An old
     /// version that matched `condition` is never returned in place of a latest that does not.
+    /// Like [`select`](Self::select), it holds one record's rows and the best matches so far.
     pub fn list_latest(
         &self,
         pre_filter: &Condition,
@@ -315,12 +312,20 @@ impl<'a> ViewRef<'a> {
         order: Option<&Order>,
         limit: Option<usize>,
     ) -> Vec<Version> {
-        let data = self.all_rows();
-        let records = data
-            .iter()
-            .map(|rec| rec.iter().map(RowData::row).collect::<Vec<_>>());
-        let rows = query::list_latest(records, pre_filter, condition, order, limit);
-        collect_versions(data.iter().flatten(), &rows)
+        let latest = self.record_rows().filter_map(|mut data| {
+            // The query module's `list_latest` on this one record: its latest pre-filtered
+            // version, if that is not deleted and matches.
+            let one = std::iter::once(data.iter().map(RowData::row).collect::<Vec<_>>());
+            let id = query::list_latest(one, pre_filter, condition, None, None)
+                .first()
+                .map(|r| r.id.to_string())?;
+            let at = data.iter().position(|d| d.id == id)?;
+            Some(data.swap_remove(at))
+        });
+        first_rows(latest, order, limit)
+            .into_iter()
+            .map(|d| d.version)
+            .collect()
     }
 
     /// Number of records (all keys, all prefixes).
@@ -340,10 +345,40 @@ impl<'a> ViewRef<'a> {
 }
 
 /// Maps query rows back to the versions they were made from.
-fn collect_versions<'d>(data: impl Iterator<Item = &'d RowData>, rows: &[Row<'_>]) -> Vec<Version> {
-    let index: std::collections::HashMap<&str, &RowData> =
-        data.map(|d| (d.id.as_str(), d)).collect();
-    rows.iter()
-        .filter_map(|r| index.get(r.id).map(|d| d.version.clone()))
+/// The first `limit` rows of a stream by `order` (all of them, ordered, without a limit).
+/// With a limit it keeps at most `2 · max(limit, 64)` rows at once: whenever that many have
+/// come, only the best `limit` stay. The order is total, so this is the same answer as
+/// sorting everything and cutting.
+fn first_rows(
+    rows: impl Iterator<Item = RowData>,
+    order: Option<&Order>,
+    limit: Option<usize>,
+) -> Vec<RowData> {
+    let mut keep = Vec::new();
+    for d in rows {
+        keep.push(d);
+        if let Some(k) = limit
+            && keep.len() >= 2 * k.max(64)
+        {
+            keep = sorted_first(keep, order, Some(k));
+        }
+    }
+    sorted_first(keep, order, limit)
+}
+
+/// `data` sorted by `order` and cut to `limit`.
+fn sorted_first(data: Vec<RowData>, order: Option<&Order>, limit: Option<usize>) -> Vec<RowData> {
+    let picked: Vec<usize> = {
+        let mut rows: Vec<Row<'_>> = data.iter().map(RowData::row).collect();
+        query::sort_and_limit(&mut rows, order, limit);
+        // Version ids are unique: they lead each row back to its data.
+        let at: std::collections::BTreeMap<&str, usize> = (data.iter().enumerate())
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        rows.iter().filter_map(|r| at.get(r.id).copied()).collect()
+    };
+    let mut slots: Vec<Option<RowData>> = data.into_iter().map(Some).collect();
+    (picked.into_iter())
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
         .collect()
 }

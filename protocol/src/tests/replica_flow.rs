@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::queries::Version;
 use crate::query::{Condition, Order};
 use crate::replica::SyncMsg;
 
@@ -183,6 +184,44 @@ fn list_latest_never_returns_an_old_version_that_matched() {
         as_of.iter().map(|v| v.key.as_str()).collect::<Vec<_>>(),
         vec!["t1"]
     );
+}
+
+/// `select` and `list_latest` with a `limit` keep only the best rows while they scan (a
+/// bounded buffer, cut whenever it fills): the answer must be exactly the unlimited answer's
+/// first rows, for limits on both sides of the buffer's size and every order.
+#[test]
+fn limited_queries_equal_the_unlimited_answer_cut() {
+    let (_, mut r) = chain();
+    let root = writer(1);
+    // 600 versions over 200 keys; n repeats, so orders on n have ties to break.
+    for i in 0..600u64 {
+        let key = format!("k{:03}", (i * 7) % 200);
+        put(
+            &mut r,
+            &root,
+            &key,
+            json!({"n": i % 37, "even": i % 2 == 0}),
+        );
+    }
+    let view = r.view();
+    let conds = [Condition::True, parse("even = true"), parse("n >= 10")];
+    let orders = [None, Some("n"), Some("-n"), Some("$key"), Some("-$seq")];
+    let ids = |vs: &[Version]| vs.iter().map(|v| v.id).collect::<Vec<_>>();
+    for cond in &conds {
+        for o in orders {
+            let order = o.map(|t| Order::parse(t).unwrap());
+            let all = view.select(cond, order.as_ref(), None);
+            let latest = view.list_latest(&Condition::True, cond, order.as_ref(), None);
+            assert!(all.len() > 200 && latest.len() <= 200, "{cond} {o:?}");
+            for limit in [0, 1, 7, 63, 64, 65, 127, 128, 129, 300, 1000] {
+                let cut = |v: &[Version]| ids(&v[..limit.min(v.len())]);
+                let got = view.select(cond, order.as_ref(), Some(limit));
+                assert_eq!(ids(&got), cut(&all), "select {cond} {o:?} {limit}");
+                let got = view.list_latest(&Condition::True, cond, order.as_ref(), Some(limit));
+                assert_eq!(ids(&got), cut(&latest), "list_latest {cond} {o:?} {limit}");
+            }
+        }
+    }
 }
 
 #[test]
