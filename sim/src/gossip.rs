@@ -15,6 +15,9 @@ use ate_protocol::{EventId, Input, Output, PeerId, Verdict};
 use crate::world::{Class, Ev, Wire, World};
 
 const CONTROL_BYTES: u64 = 64;
+/// Heartbeats an unjudged message stays in gossipsub's message cache (its `history_length`,
+/// default 5): a message still waiting for its dependencies after that is never forwarded.
+pub(crate) const HISTORY_LENGTH: u64 = 5;
 const MAX_IHAVE: usize = 5000;
 
 impl World {
@@ -244,7 +247,8 @@ impl World {
                 if let (Some((g, from)), Some(i)) = (gossip, idx)
                     && self.msgs[g as usize].gid == i
                 {
-                    self.nodes[n as usize].held.push((i, from));
+                    let node = &mut self.nodes[n as usize];
+                    node.held.push((i, from, node.heartbeats));
                 }
             }
             Verdict::Overloaded => self.counters.overloaded += 1,
@@ -287,7 +291,7 @@ impl World {
         let held = node
             .held
             .iter()
-            .position(|&(h, _)| h == i)
+            .position(|&(h, _, _)| h == i)
             .map(|k| node.held.swap_remove(k).1);
         if let Some(from) = direct.or(held) {
             let node = &mut self.nodes[n as usize];
@@ -306,7 +310,11 @@ impl World {
         }
         self.repair_mesh(n);
         self.lazy_gossip(n);
-        self.nodes[n as usize].heartbeats += 1;
+        let node = &mut self.nodes[n as usize];
+        node.heartbeats += 1;
+        let beats = node.heartbeats;
+        node.held
+            .retain(|&(_, _, since)| beats - since < HISTORY_LENGTH);
         if self.link[n as usize].deaf {
             return;
         }

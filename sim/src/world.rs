@@ -179,8 +179,10 @@ pub(crate) struct Node {
     pub(crate) shadows_left: usize,
     pub(crate) peers: Vec<u32>,
     pub(crate) mesh: Vec<u32>,
-    /// Gossip messages waiting for the replica's verdict (delayed Accept).
-    pub(crate) held: Vec<(u32, u32)>,
+    /// Gossip messages waiting for the replica's verdict (delayed Accept): (message, sender,
+    /// the node's heartbeat count when held). gossipsub forgets an unjudged message after
+    /// [`crate::gossip::HISTORY_LENGTH`] heartbeats, and so does the node (`node/src/event_loop/waiting.rs`).
+    pub(crate) held: Vec<(u32, u32, u64)>,
     /// (heartbeat window, message) of what this node published or forwarded recently, for
     /// IHAVE (gossipsub's mcache); windows older than `history_gossip` are dropped.
     pub(crate) mcache: std::collections::VecDeque<(u32, u32)>,
