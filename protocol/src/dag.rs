@@ -222,7 +222,7 @@ pub(crate) struct Dag {
     parent_slots: Vec<Slot>,
     arena: Arena,
     pub(crate) authors: Vec<Author>,
-    author_index: hashbrown::HashMap<PublicKey, u32>,
+    author_index: hashbrown::HashMap<PublicKey, u32, crate::det::Fixed>,
     pub(crate) admin_sets: AdminSets,
     /// Events without children, by id (deterministic order).
     pub(crate) heads: std::collections::BTreeSet<EventId>,
@@ -245,7 +245,7 @@ impl Dag {
             parent_slots: Vec::new(),
             arena: Arena::default(),
             authors: Vec::new(),
-            author_index: hashbrown::HashMap::new(),
+            author_index: hashbrown::HashMap::default(),
             admin_sets,
             heads: Default::default(),
             body_bytes: 0,
@@ -310,7 +310,7 @@ impl Dag {
     /// smaller (a value of 32 bytes or less is cheaper kept than hashed), then rewrites the
     /// arena without the old bodies. Returns the slots compacted and the bytes freed.
     pub(crate) fn prune(&mut self, drop: &[Slot]) -> (Vec<Slot>, u64) {
-        let mut stubs: hashbrown::HashMap<Slot, Vec<u8>> = hashbrown::HashMap::new();
+        let mut stubs: crate::det::HashMap<Slot, Vec<u8>> = crate::det::HashMap::default();
         for &slot in drop {
             let Some(m) = self.meta.get(slot as usize) else {
                 continue;

@@ -25,6 +25,7 @@
 pub mod builder;
 mod codec;
 mod dag;
+mod det;
 pub mod event;
 pub mod ids;
 mod pending;

@@ -5,7 +5,9 @@
 //! replica asks the sender for the missing ids. Past the count or byte bound, or after the
 //! timeout, events are dropped and counted; a later sync brings them back.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::det::HashMap;
 
 use crate::event::Event;
 use crate::ids::{EventId, PeerId};

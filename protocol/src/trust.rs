@@ -39,7 +39,7 @@
 //! Grants and revocations are rare next to puts, so the authority state of a set of admin
 //! events is computed once per distinct set and cached; a put's check is then a few lookups.
 
-use std::collections::HashMap;
+use crate::det::HashMap;
 
 mod snapshot;
 
@@ -373,8 +373,8 @@ impl Trust {
         let mut ctx = Ctx {
             revoked: vec![false; self.admins.len()],
             live: vec![false; self.admins.len()],
-            revokes_of: HashMap::new(),
-            rotated: HashMap::new(),
+            revokes_of: HashMap::default(),
+            rotated: HashMap::default(),
         };
         let mut revealed = Vec::new();
         for &o in &order {

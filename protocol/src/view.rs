@@ -118,7 +118,7 @@ impl View {
             .copied()
             .filter(|&s| dag.meta(s).effective)
             .collect();
-        let mut has_successor = std::collections::HashSet::new();
+        let mut has_successor = crate::det::HashSet::default();
         for &s in &effective {
             let (p, _) = links(s);
             if p != NONE {

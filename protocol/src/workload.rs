@@ -7,7 +7,7 @@
 //! through a replica (that would verify every signature twice); the bench then ingests the
 //! result through a real one, which checks it all.
 
-use std::collections::HashMap;
+use crate::det::HashMap;
 
 use crate::event::{Body, BodyKind, Event, Header, Params, Put, PutValue, Rights, VERSION};
 use crate::ids::{ChainId, EventId, PublicKey, SecretKey};
@@ -141,7 +141,7 @@ pub fn generate(spec: &Spec) -> Generated {
         chain: ChainId(genesis.id.0),
         authors,
         recent: vec![(genesis.id, 0)],
-        records: HashMap::new(),
+        records: HashMap::default(),
         out: Vec::with_capacity(spec.events),
         body_bytes: 0,
     };

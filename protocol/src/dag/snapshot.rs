@@ -150,7 +150,8 @@ impl Dag {
         let bodies = d.bytes()?;
         let n_authors = d.count(32 + 4 + 1)?;
         let mut authors = Vec::with_capacity(n_authors);
-        let mut author_index = hashbrown::HashMap::with_capacity(n_authors);
+        let mut author_index =
+            hashbrown::HashMap::with_capacity_and_hasher(n_authors, crate::det::Fixed::default());
         for i in 0..n_authors {
             let key = PublicKey(d.array()?);
             let first = d.u32()?;
