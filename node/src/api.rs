@@ -281,6 +281,8 @@ async fn event(
 struct KeyQuery {
     key: String,
     version: Option<u64>,
+    /// `history`: at most this many versions, the oldest first.
+    limit: Option<usize>,
 }
 
 fn not_found(what: String) -> ApiError {
@@ -317,10 +319,11 @@ async fn history(
     Query(q): Query<KeyQuery>,
 ) -> ApiResult<Vec<Version>> {
     let chain = parse_chain(&chain)?;
+    let limit = row_limit(q.limit)?;
     let rows = c
         .read(chain, move |r| {
             let mut h = r.view().history(&q.key);
-            h.truncate(MAX_ROWS_PER_ANSWER + 1);
+            h.truncate(limit);
             h
         })
         .await?;
@@ -341,6 +344,8 @@ async fn version(
 #[derive(Deserialize)]
 struct SeqQuery {
     seq: Option<u64>,
+    /// At most this many versions, the oldest first.
+    limit: Option<usize>,
 }
 
 async fn record(
@@ -350,12 +355,13 @@ async fn record(
 ) -> ApiResult<Vec<Version>> {
     let chain = parse_chain(&chain)?;
     let prefix: EventId = prefix.parse().map_err(|e| bad(format!("{e}")))?;
+    let limit = row_limit(q.limit)?;
     let vs = c
         .read(chain, move |r| match q.seq {
             Some(n) => r.view().get_by_sequence(&prefix, n).into_iter().collect(),
             None => {
                 let mut all = r.view().list_by_prefix(&prefix);
-                all.truncate(MAX_ROWS_PER_ANSWER + 1);
+                all.truncate(limit);
                 all
             }
         })

@@ -256,6 +256,17 @@ fn cli_round_trip_refusals_and_bad_requests() {
     assert_eq!(code, 200, "{body}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(rows.len(), 1, "{body}");
+    // users/bob has 2 versions (bob's put, the root's delete): history pages with limit.
+    let history = |q: &str| -> Vec<serde_json::Value> {
+        let path = format!("/v1/chains/{chain}/history?key=users/bob{q}");
+        let (code, body) = http(api, "GET", &path, None);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    assert_eq!(history("").len(), 2);
+    let rows = history("&limit=1");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["seq"], 0, "oldest first: {rows:?}");
     // A body over the limit (3 MiB of a 2 MiB event's hex, and then some) is refused.
     let huge = format!(r#"{{"events": ["{}"]}}"#, "00".repeat(1_600_000));
     let (code, body) = http(
