@@ -201,15 +201,12 @@ fn cli_round_trip_refusals_and_bad_requests() {
         v["error"].as_str().expect("an error text").to_string()
     };
     assert!(!error(&body).is_empty(), "{body}");
+    // GET on the chain's API.
+    let get = |rest: &str| http(api, "GET", &format!("/v1/chains/{chain}/{rest}"), None);
     let (code, body) = http(api, "GET", "/v1/nope", None);
     assert_eq!(code, 404, "{body}");
     assert_eq!(error(&body), "Not Found");
-    let (code, body) = http(
-        api,
-        "GET",
-        &format!("/v1/chains/{chain}/select?limit=many"),
-        None,
-    );
+    let (code, body) = get("select?limit=many");
     assert_eq!(code, 400, "{body}");
     assert!(error(&body).contains("limit"), "{body}");
     let (code, body) = http(
@@ -230,36 +227,20 @@ fn cli_round_trip_refusals_and_bad_requests() {
         None,
     );
     assert_eq!(code, 404, "{body}");
-    let (code, body) = http(
-        api,
-        "GET",
-        &format!("/v1/chains/{chain}/select?where=((("),
-        None,
-    );
+    let (code, body) = get("select?where=(((");
     assert_eq!(code, 400, "{body}");
     // Answers are bounded: a limit over the most one answer holds is refused, a small one
     // applies.
-    let (code, body) = http(
-        api,
-        "GET",
-        &format!("/v1/chains/{chain}/select?limit=10001"),
-        None,
-    );
+    let (code, body) = get("select?limit=10001");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("over the most one answer holds"), "{body}");
-    let (code, body) = http(
-        api,
-        "GET",
-        &format!("/v1/chains/{chain}/list-latest?limit=1"),
-        None,
-    );
+    let (code, body) = get("list-latest?limit=1");
     assert_eq!(code, 200, "{body}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(rows.len(), 1, "{body}");
     // users/bob has 2 versions (bob's put, the root's delete): history pages with limit.
     let history = |q: &str| -> Vec<serde_json::Value> {
-        let path = format!("/v1/chains/{chain}/history?key=users/bob{q}");
-        let (code, body) = http(api, "GET", &path, None);
+        let (code, body) = get(&format!("history?key=users/bob{q}"));
         assert_eq!(code, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     };
