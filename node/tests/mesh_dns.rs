@@ -144,4 +144,30 @@ fn three_processes_join_by_dns_and_converge() {
         (d.len() == 3 && d.iter().all(|x| x == &d[0])).then_some(())
     });
     assert_eq!(d.len(), 3);
+
+    // `--join` resolves the name again every 2 s and dials what it finds; a peer it is
+    // connected to is not dialled again, so connections do not pile up: after three more
+    // rounds each node has at most two per peer (one dialled each way).
+    let log = dir.path().join("n0.log");
+    let rounds = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.matches("resolved join name").count()
+    };
+    let seen = rounds();
+    wait_for("three more join rounds", Duration::from_secs(30), || {
+        (rounds() >= seen + 3).then_some(())
+    });
+    for api in apis {
+        let out = ate(None, &["status", "--json", "--api", api]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (peers, conns) = (
+            v["peers"].as_u64().unwrap(),
+            v["connections"].as_u64().unwrap(),
+        );
+        assert_eq!(peers, 2, "{api}");
+        assert!(
+            conns <= 2 * peers,
+            "{api}: {conns} connections to {peers} peers"
+        );
+    }
 }

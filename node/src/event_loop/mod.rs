@@ -153,6 +153,10 @@ pub(crate) struct EventLoop {
     gossip: Vec<Gossiped>,
     /// Events in `gossip`.
     gossip_events: usize,
+    /// Addresses known to be a connected peer's (the address we dialled, the listen
+    /// addresses it reported by identify): `--join` re-resolves its names every interval, and
+    /// dialling a peer it is connected to again would only open one more connection.
+    peer_addrs: HashMap<Multiaddr, libp2p::PeerId>,
     /// How often anti-entropy runs (`NodeConfig::anti_entropy`).
     anti_entropy: Duration,
     /// Validated gossip messages whose events wait for a dependency.
@@ -289,6 +293,7 @@ impl EventLoop {
             gossip: Vec::new(),
             gossip_events: 0,
             waiting_gossip: Default::default(),
+            peer_addrs: HashMap::new(),
             anti_entropy: config.anti_entropy.max(Duration::from_millis(100)),
             retry: VecDeque::new(),
             checker: Arc::new(Prechecked::default()),
@@ -561,7 +566,9 @@ impl EventLoop {
     fn dial(&mut self, addrs: Vec<Multiaddr>) {
         let own: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
         for addr in addrs {
-            if own.contains(&addr) {
+            let connected =
+                (self.peer_addrs.get(&addr)).is_some_and(|p| self.swarm.is_connected(p));
+            if own.contains(&addr) || connected {
                 continue;
             }
             Metrics::add(&self.metrics.dials, 1);

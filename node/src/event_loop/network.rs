@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Listen addresses kept per peer from identify.
+const MAX_ADDRS_PER_PEER: usize = 16;
+
 impl EventLoop {
     pub(super) fn publish(&mut self, chain: ChainId, bytes: Vec<u8>) {
         let Some(c) = self.chains.get(&chain) else {
@@ -68,7 +71,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
-                for addr in info.listen_addrs {
+                // A peer reports a handful of addresses; a long list is cut, not trusted.
+                for addr in info.listen_addrs.into_iter().take(MAX_ADDRS_PER_PEER) {
+                    self.peer_addrs.insert(addr.clone(), peer_id);
                     self.swarm.add_peer_address(peer_id, addr);
                 }
             }
@@ -77,6 +82,9 @@ impl EventLoop {
                 peer_id, endpoint, ..
             } => {
                 tracing::info!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if endpoint.is_dialer() {
+                    (self.peer_addrs).insert(endpoint.get_remote_address().clone(), peer_id);
+                }
                 let wanted: Vec<ChainId> = self.wanted.iter().copied().collect();
                 for chain in wanted {
                     self.send_request(
@@ -94,6 +102,7 @@ impl EventLoop {
                 ..
             } => {
                 self.last_sync_in.retain(|(_, p), _| *p != peer_id);
+                self.peer_addrs.retain(|_, p| *p != peer_id);
                 tracing::info!(peer = %peer_id, "disconnected");
                 let n = self.peers.num(&peer_id);
                 let chains: Vec<ChainId> = self.chains.keys().copied().collect();
