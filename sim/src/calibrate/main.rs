@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 #[command(
     name = "ate-calibrate",
     about = "Run a scenario's workload on real `ate` processes on loopback and compare with the simulator.",
-    after_help = "Example:\n  cargo build --release -p ate-node -p ate-sim\n  target/release/ate-calibrate scenarios/lan-20.toml --ate target/release/ate --runs 3\n  target/release/ate-calibrate scenarios/lan-20.toml --from sim/calibration/lan-20-quiet-a.json\n\nTimings move with the machine's other load: run it on a quiet machine (as root, `chrt -r 10`\nin front keeps other jobs from distorting it). Needs dnsmasq (apt-get install dnsmasq-base). Uses 127.0.0.49 (DNS) and 127.0.0.50+ (nodes),\nports 4600 (p2p), 4653 (DNS) and 4680 (API) by default. Every process it starts is killed\nwhen it exits. Exit codes: 0 sim within --tolerance of real, 1 outside it, 2 error."
+    after_help = "Example:\n  cargo build --release -p ate-node -p ate-sim\n  target/release/ate-calibrate scenarios/lan-20.toml --ate target/release/ate --runs 3\n  target/release/ate-calibrate scenarios/lan-20.toml --from sim/calibration/lan-20-quiet-a.json\n\nTimings move with the machine's other load: run it on a quiet machine (as root, `chrt -r 10`\nin front keeps other jobs from distorting it).\n\nNeeds dnsmasq (apt-get install dnsmasq-base). Uses 127.0.0.49 (DNS) and 127.0.0.50+ (nodes),\nports 4600 (p2p), 4653 (DNS) and 4680 (API) by default. Every process it starts is killed\nwhen it exits. Exit codes: 0 sim within --tolerance of real, 1 outside it, 2 error."
 )]
 pub(crate) struct Cli {
     /// The scenario whose workload (nodes, writers, events, rate, keys, value size) is played.
