@@ -6,6 +6,9 @@
 //! `ATE_QUERY_BENCH_EVENTS`), ingests it once, then measures queries with `limit = 10`:
 //! * `select_all`: every version matches;
 //! * `select_meta`: a condition on metadata only (`$seq = 0`: each record's first version);
+//! * `select_key_prefix`: `$key ^= "users/5"` (111 of the 1000 keys): read from a range of the
+//!   key index, not a scan; `select_key_prefix_scan` is the same condition hidden from that
+//!   shortcut (`not not (…)`), the cost without it;
 //! * `select_value`: a condition on the value (`n < 0`: nothing matches);
 //! * `list_latest`: the latest version of every record, newest clock first;
 //! * `history_one_key`: every version of one key (no limit).
@@ -49,11 +52,14 @@ fn queries(c: &mut Criterion) {
         .expect("a version");
     let parse = |t: &str| Condition::parse(t).expect("a valid condition");
     let (all, meta, value) = (Condition::True, parse("$seq = 0"), parse("n < 0"));
+    let prefix = parse(r#"$key ^= "users/5""#);
+    let prefix_scan = parse(r#"not not ($key ^= "users/5")"#);
     let newest = Order::parse("-$clock").expect("a valid order");
     eprintln!(
-        "{} versions; {} match `$seq = 0`; {} versions of `{key}`",
+        "{} versions; {} match `$seq = 0`; {} under `users/5`; {} versions of `{key}`",
         view.select(&all, None, None).len(),
         view.select(&meta, None, None).len(),
+        view.select(&prefix, None, None).len(),
         view.history(&key).len(),
     );
 
@@ -64,6 +70,12 @@ fn queries(c: &mut Criterion) {
     });
     group.bench_function("select_meta", |b| {
         b.iter(|| std::hint::black_box(view.select(&meta, None, Some(10))))
+    });
+    group.bench_function("select_key_prefix", |b| {
+        b.iter(|| std::hint::black_box(view.select(&prefix, None, Some(10))))
+    });
+    group.bench_function("select_key_prefix_scan", |b| {
+        b.iter(|| std::hint::black_box(view.select(&prefix_scan, None, Some(10))))
     });
     group.bench_function("select_value", |b| {
         b.iter(|| std::hint::black_box(view.select(&value, None, Some(10))))

@@ -273,9 +273,17 @@ impl<'a> ViewRef<'a> {
         out
     }
 
-    /// Every effective version, record by record (all keys, in key order).
-    fn record_rows(&self) -> impl Iterator<Item = Vec<RowData>> + '_ {
-        (self.replica.view.keys.values().flatten()).map(|&r| {
+    /// Every effective version, record by record, in key order: of every key, or of the keys
+    /// that start with `prefix` (a range of the key index, not a scan).
+    fn record_rows<'s>(
+        &'s self,
+        prefix: Option<&'s str>,
+    ) -> impl Iterator<Item = Vec<RowData>> + 's {
+        let keys = &self.replica.view.keys;
+        let from = std::ops::Bound::Included(prefix.unwrap_or(""));
+        let under = (keys.range::<str, _>((from, std::ops::Bound::Unbounded)))
+            .take_while(move |(k, _)| prefix.is_none_or(|p| k.starts_with(p)));
+        under.flat_map(|(_, recs)| recs).map(|&r| {
             self.effective_versions(r)
                 .into_iter()
                 .filter_map(|s| self.row_data(s))
@@ -294,7 +302,8 @@ impl<'a> ViewRef<'a> {
         order: Option<&Order>,
         limit: Option<usize>,
     ) -> Vec<Version> {
-        let matches = (self.record_rows().flatten()).filter(|d| condition.matches(&d.row()));
+        let rows = self.record_rows(condition.key_prefix()).flatten();
+        let matches = rows.filter(|d| condition.matches(&d.row()));
         first_rows(matches, order, limit)
             .into_iter()
             .map(|d| d.version)
@@ -312,7 +321,13 @@ impl<'a> ViewRef<'a> {
         order: Option<&Order>,
         limit: Option<usize>,
     ) -> Vec<Version> {
-        let latest = self.record_rows().filter_map(|mut data| {
+        // A record's versions share its key: a key prefix either condition requires rules
+        // out whole records.
+        let prefix = [pre_filter.key_prefix(), condition.key_prefix()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|p| p.len());
+        let latest = self.record_rows(prefix).filter_map(|mut data| {
             // The query module's `list_latest` on this one record: its latest pre-filtered
             // version, if that is not deleted and matches.
             let one = std::iter::once(data.iter().map(RowData::row).collect::<Vec<_>>());

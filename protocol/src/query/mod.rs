@@ -253,6 +253,19 @@ impl Condition {
         }
     }
 
+    /// A key prefix every row matching this condition has: the longest `$key ^= "…"` that
+    /// stands alone or among the terms of a top-level `and`. A query may then look only at the
+    /// keys under it.
+    pub fn key_prefix(&self) -> Option<&str> {
+        match self {
+            Condition::Prefix(Path::Meta(MetaField::Key), p) => Some(p),
+            Condition::And(cs) => {
+                (cs.iter().filter_map(Condition::key_prefix)).max_by_key(|p| p.len())
+            }
+            _ => None,
+        }
+    }
+
     /// Parses the CLI/HTTP text form (grammar in the [`Condition`] docs), e.g.
     /// `status = "open" and (size >= 10 or $key ^= "users/") and not tags.0 in ["x", 1]`.
     /// Limits: [`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_COMPARISONS`].

@@ -224,6 +224,58 @@ fn limited_queries_equal_the_unlimited_answer_cut() {
     }
 }
 
+/// A `$key ^= "…"` that every match needs makes a query read only the keys under it (a range
+/// of the key index): the answers equal those of the same condition hidden from that
+/// shortcut (`not not (…)`), which scans every key.
+#[test]
+fn key_prefix_queries_read_a_range_and_agree_with_a_full_scan() {
+    let (_, mut r) = chain();
+    let root = writer(1);
+    for i in 0..300u64 {
+        let key = format!("k{:03}", (i * 7) % 120);
+        put(&mut r, &root, &key, json!({"n": i % 13}));
+    }
+    put(&mut r, &root, "k", json!({"n": 1}));
+    put(&mut r, &root, "l000", json!({"n": 1}));
+    let view = r.view();
+    let texts = [
+        r#"$key ^= "k01""#,
+        r#"$key ^= "k0" and n >= 5"#,
+        r#"n < 3 and $key ^= "k" and $key ^= "k1""#,
+        r#"$key ^= """#,
+        r#"$key ^= "zz""#,
+        r#"$key ^= "k1" or n = 2"#,
+    ];
+    assert_eq!(parse(texts[2]).key_prefix(), Some("k1"));
+    assert_eq!(parse(texts[5]).key_prefix(), None);
+    let ids = |vs: Vec<Version>| vs.into_iter().map(|v| v.id).collect::<Vec<_>>();
+    for text in texts {
+        let cond = parse(text);
+        let hidden = parse(&format!("not not ({text})"));
+        assert_eq!(hidden.key_prefix(), None);
+        let order = Order::parse("-n").unwrap();
+        for limit in [None, Some(3)] {
+            let want = ids(view.select(&hidden, Some(&order), limit));
+            assert_eq!(ids(view.select(&cond, Some(&order), limit)), want, "{text}");
+            let t = &Condition::True;
+            let want = ids(view.list_latest(t, &hidden, Some(&order), limit));
+            assert_eq!(
+                ids(view.list_latest(t, &cond, Some(&order), limit)),
+                want,
+                "{text}"
+            );
+            let want = ids(view.list_latest(&hidden, t, Some(&order), limit));
+            assert_eq!(
+                ids(view.list_latest(&cond, t, Some(&order), limit)),
+                want,
+                "{text}"
+            );
+        }
+    }
+    let some = view.select(&parse(r#"$key ^= "k01""#), None, None);
+    assert!(!some.is_empty() && some.iter().all(|v| v.key.starts_with("k01")));
+}
+
 #[test]
 fn get_by_sequence_history_and_tombstones() {
     let (_, mut r) = chain();
