@@ -689,6 +689,9 @@ pub fn rekey(
     Ok((shares, key))
 }
 
+/// A scope's newest epoch as a planner sees it: its number and its readers.
+pub type CurrentEpoch<'a> = Option<(u64, &'a [Reader])>;
+
 /// The shares an admin (`me`, holding `ring`) writes to give `reader` access to `scope`:
 /// the current epoch's key if the admin holds it, or else a new epoch shared with the
 /// current readers, the admin and `reader`. `seed`: 32 random bytes.
@@ -700,27 +703,33 @@ pub fn plan_share(
     reader: &Reader,
     seed: &[u8; 32],
 ) -> Result<Vec<ReadKeyShare>, SealError> {
-    let chain = replica.chain();
     let current = replica.read_epoch(scope);
-    if let Some(cur) = &current {
-        let held = cur
-            .key_ids
-            .iter()
-            .find_map(|id| ring.get(scope, cur.epoch, id));
-        if let Some(key) = held {
-            let coins = derive(seed, "kem coins", 0);
-            return Ok(vec![make_share(
-                &chain, scope, cur.epoch, key, reader, &coins,
-            )?]);
-        }
+    let held = current
+        .as_ref()
+        .and_then(|cur| (cur.key_ids.iter()).find_map(|id| ring.get(scope, cur.epoch, id)));
+    let cur = current.as_ref().map(|c| (c.epoch, c.readers.as_slice()));
+    plan_share_from(&replica.chain(), scope, cur, held, me, reader, seed)
+}
+
+/// [`plan_share`] from what a client knows of the scope instead of a replica (the CLI asks a
+/// node): its newest epoch and readers, and that epoch's key if the admin holds it.
+pub fn plan_share_from(
+    chain: &ChainId,
+    scope: &str,
+    current: CurrentEpoch<'_>,
+    held: Option<&EpochKey>,
+    me: &Reader,
+    reader: &Reader,
+    seed: &[u8; 32],
+) -> Result<Vec<ReadKeyShare>, SealError> {
+    if let (Some((epoch, _)), Some(key)) = (current, held) {
+        let coins = derive(seed, "kem coins", 0);
+        return Ok(vec![make_share(chain, scope, epoch, key, reader, &coins)?]);
     }
-    let mut readers = current.as_ref().map_or(Vec::new(), |c| c.readers.clone());
+    let mut readers = current.map_or(Vec::new(), |(_, r)| r.to_vec());
     readers.push(me.clone());
     readers.push(reader.clone());
-    readers.sort();
-    readers.dedup_by(|a, b| a.id == b.id);
-    let epoch = current.map_or(0, |c| c.epoch + 1);
-    Ok(rekey(&chain, scope, epoch, &readers, seed)?.0)
+    next_epoch(chain, scope, current, readers, seed)
 }
 
 /// The shares an admin (`me`) writes to remove `removed` from `scope`: a new epoch shared
@@ -733,15 +742,40 @@ pub fn plan_unshare(
     seed: &[u8; 32],
 ) -> Result<Vec<ReadKeyShare>, SealError> {
     let current = replica.read_epoch(scope);
-    let mut readers: Vec<Reader> = current.as_ref().map_or(Vec::new(), |c| c.readers.clone());
+    let cur = current.as_ref().map(|c| (c.epoch, c.readers.as_slice()));
+    plan_unshare_from(&replica.chain(), scope, cur, me, removed, seed)
+}
+
+/// [`plan_unshare`] from what a client knows of the scope: its newest epoch and readers.
+pub fn plan_unshare_from(
+    chain: &ChainId,
+    scope: &str,
+    current: CurrentEpoch<'_>,
+    me: &Reader,
+    removed: &PublicKey,
+    seed: &[u8; 32],
+) -> Result<Vec<ReadKeyShare>, SealError> {
+    let mut readers = current.map_or(Vec::new(), |(_, r)| r.to_vec());
     readers.retain(|r| r.id != *removed);
     if me.id != *removed {
         readers.push(me.clone());
     }
+    next_epoch(chain, scope, current, readers, seed)
+}
+
+/// The epoch after `current` (0 if none), with a fresh key shared with `readers` (each
+/// identity once).
+fn next_epoch(
+    chain: &ChainId,
+    scope: &str,
+    current: CurrentEpoch<'_>,
+    mut readers: Vec<Reader>,
+    seed: &[u8; 32],
+) -> Result<Vec<ReadKeyShare>, SealError> {
     readers.sort();
     readers.dedup_by(|a, b| a.id == b.id);
-    let epoch = current.map_or(0, |c| c.epoch + 1);
-    Ok(rekey(&replica.chain(), scope, epoch, &readers, seed)?.0)
+    let epoch = current.map_or(0, |(e, _)| e + 1);
+    Ok(rekey(chain, scope, epoch, &readers, seed)?.0)
 }
 
 #[cfg(test)]

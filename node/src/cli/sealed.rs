@@ -3,8 +3,8 @@
 //! The node never holds a reader key. To seal or open, the CLI asks the node two things —
 //! the scope's newest epoch (`GET …/read-epoch`) and the share events addressed to a reader
 //! (`GET …/shares`) — opens the shares with the key file's ML-KEM-768 key, and seals or opens
-//! values here. `share` and `unshare` follow `ate_protocol::seal::plan_share` and
-//! `plan_unshare`, which need a whole replica; here the node's answers stand in for it.
+//! values here. `share` and `unshare` plan their shares with `ate_protocol::seal`'s
+//! `plan_share_from` / `plan_unshare_from`, the node's answers standing in for a replica.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -234,19 +234,6 @@ fn publish(
     Ok(())
 }
 
-/// Starts `epoch` of `scope` for `readers` with a fresh key.
-fn new_epoch(
-    chain: &ChainId,
-    scope: &str,
-    epoch: u64,
-    mut readers: Vec<Reader>,
-) -> anyhow::Result<Vec<ReadKeyShare>> {
-    readers.sort();
-    readers.dedup_by(|a, b| a.id == b.id);
-    let seed = keys::random_seed()?;
-    Ok(seal::rekey(chain, scope, epoch, &readers, &seed)?.0)
-}
-
 /// `ate share`: gives `reader` the current key of `scope`, or starts an epoch that includes it.
 pub(super) fn share(
     api: &Api,
@@ -268,21 +255,10 @@ pub(super) fn share(
         return Ok(());
     }
     let o = opener(api, chain, &me.id, &secret, Some(scope))?;
-    let held = current
-        .as_ref()
-        .and_then(|cur| Some((cur.number, o.key_of(scope, cur)?)));
-    let shares = match held {
-        Some((epoch, k)) => {
-            let coins = keys::random_seed()?;
-            vec![seal::make_share(&chain, scope, epoch, k, reader, &coins)?]
-        }
-        None => {
-            let mut readers = current.as_ref().map_or(Vec::new(), |c| c.readers.clone());
-            readers.push(me);
-            readers.push(reader.clone());
-            new_epoch(&chain, scope, current.map_or(0, |c| c.number + 1), readers)?
-        }
-    };
+    let held = current.as_ref().and_then(|cur| o.key_of(scope, cur));
+    let cur = current.as_ref().map(|c| (c.number, c.readers.as_slice()));
+    let seed = keys::random_seed()?;
+    let shares = seal::plan_share_from(&chain, scope, cur, held, &me, reader, &seed)?;
     let epoch = shares.first().map_or(0, |s| s.epoch);
     publish(api, chain, &key, shares)?;
     eprintln!(
@@ -310,21 +286,16 @@ pub(super) fn unshare(
             cur.number
         );
     }
-    let mut readers: Vec<Reader> = cur
-        .readers
-        .into_iter()
-        .filter(|r| r.id != *removed)
-        .collect();
-    if me.id != *removed {
-        readers.push(me);
-    }
-    if readers.is_empty() {
+    if me.id == *removed && cur.readers.iter().all(|r| r.id == *removed) {
         bail!(
             "removing the last reader of scope `{scope}` would leave no one to hold its next key"
         );
     }
     let epoch = cur.number + 1;
-    publish(api, chain, &key, new_epoch(&chain, scope, epoch, readers)?)?;
+    let now = Some((cur.number, cur.readers.as_slice()));
+    let seed = keys::random_seed()?;
+    let shares = seal::plan_unshare_from(&chain, scope, now, &me, removed, &seed)?;
+    publish(api, chain, &key, shares)?;
     eprintln!(
         "scope `{scope}` is at epoch {epoch} without {}; values sealed from now on are closed to it",
         removed.short()
