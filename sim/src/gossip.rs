@@ -73,8 +73,7 @@ impl World {
             return;
         }
         let batch = std::mem::take(&mut node.batch);
-        let m = &self.sc.node;
-        let cost = m.cpu_per_event_us * (1.0 - m.cpu_after_share);
+        let cost = self.sc.node.cpu_before_accept_us();
         if cost > 0.0 {
             let work = (cost * batch.len() as f64) as u64;
             let batch = batch.into_boxed_slice();
@@ -100,8 +99,7 @@ impl World {
         for &(i, from) in batch {
             self.judge(n, from, i);
         }
-        let m = &self.sc.node;
-        let after = m.cpu_per_event_us * m.cpu_after_share;
+        let after = self.sc.node.cpu_after_accept_us();
         if after > 0.0 {
             // Nothing waits for it: it only keeps the node's (and a shared host's) cores busy.
             self.cpu(n, (after * batch.len() as f64) as u64, None);

@@ -162,6 +162,18 @@ pub struct NodeModel {
     pub host_sharing: HostSharing,
 }
 
+impl NodeModel {
+    /// CPU per validated event spent before the event is accepted, µs.
+    pub fn cpu_before_accept_us(&self) -> f64 {
+        self.cpu_per_event_us * (1.0 - self.cpu_after_share)
+    }
+
+    /// CPU per validated event spent after it is accepted (`cpu_after_share`), µs.
+    pub fn cpu_after_accept_us(&self) -> f64 {
+        self.cpu_per_event_us * self.cpu_after_share
+    }
+}
+
 /// How the nodes on one host share its cores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
